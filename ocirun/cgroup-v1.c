@@ -1,0 +1,124 @@
+/* cgroup v1: one hierarchy per controller (or controller group). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "fs-util.h"
+
+static bool has(const struct cgroup_hierarchy *h, const char *ctrl)
+{
+        size_t n = strlen(ctrl);
+        for (const char *p = h->key; (p = strstr(p, ctrl)); p += n)
+                if ((p == h->key || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+                        return true;
+        return false;
+}
+
+static int write_i64(const char *dir, const char *file, int64_t v, struct berr *e)
+{
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%lld", (long long) v);
+        return cgroup_write(dir, file, buf, e);
+}
+
+/* A new cpuset cgroup starts with empty cpus/mems, and a task cannot join
+ * it until both are set: copy them down from the parent at every level. */
+static int cpuset_inherit(const struct cgroup_hierarchy *h, struct berr *e)
+{
+        static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
+        size_t base = strlen(h->mountpoint), len = strlen(h->dir);
+
+        for (size_t i = base + 1; i <= len; i++) {
+                if (h->dir[i] != '/' && h->dir[i] != '\0')
+                        continue;
+                _cleanup_free_ char *level = strndup(h->dir, i);
+                if (!level)
+                        return -ENOMEM;
+                _cleanup_free_ char *parent = strndup(level, (size_t) (strrchr(level, '/') - level));
+                if (!parent)
+                        return -ENOMEM;
+                for (size_t k = 0; k < 2; k++) {
+                        _cleanup_free_ char *cp = NULL, *pp = NULL, *cv = NULL, *pv = NULL;
+                        if (asprintf(&cp, "%s/%s", level, files[k]) < 0 || asprintf(&pp, "%s/%s", parent, files[k]) < 0)
+                                return -ENOMEM;
+                        if (fs_read_file(cp, 65536, &cv, NULL) < 0 || strspn(cv, " \n") != strlen(cv))
+                                continue;
+                        if (fs_read_file(pp, 65536, &pv, NULL) < 0)
+                                continue;
+                        int r = cgroup_write(level, files[k], pv, e);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static int v1_prepare(const struct cgroup_hierarchy *h, struct berr *e)
+{
+        return has(h, "cpuset") ? cpuset_inherit(h, e) : 0;
+}
+
+static int v1_apply(const struct cgroup_hierarchy *h, const struct spec_resources *r, struct berr *e)
+{
+        int ret;
+
+        if (has(h, "memory")) {
+                if (r->has_mem_limit && (ret = write_i64(h->dir, "memory.limit_in_bytes", r->mem_limit, e)) < 0)
+                        return ret;
+                if (r->has_mem_swap) {
+                        _cleanup_free_ char *p = NULL;
+                        if (asprintf(&p, "%s/memory.memsw.limit_in_bytes", h->dir) < 0)
+                                return -ENOMEM;
+                        if (access(p, F_OK) == 0) {
+                                if ((ret = write_i64(h->dir, "memory.memsw.limit_in_bytes", r->mem_swap, e)) < 0)
+                                        return ret;
+                        } else if (r->mem_swap > 0 && (!r->has_mem_limit || r->mem_swap != r->mem_limit))
+                                return berr_setx(e, ENODEV,
+                                                 "a swap limit was requested but the kernel has no swap accounting "
+                                                 "(memory.memsw.limit_in_bytes)");
+                }
+                if (r->has_mem_reservation &&
+                    (ret = write_i64(h->dir, "memory.soft_limit_in_bytes", r->mem_reservation, e)) < 0)
+                        return ret;
+                if (r->has_mem_swappiness &&
+                    (ret = write_i64(h->dir, "memory.swappiness", (int64_t) r->mem_swappiness, e)) < 0)
+                        return ret;
+        }
+        if (has(h, "pids") && r->has_pids_limit) {
+                if (r->pids_limit > 0)
+                        ret = write_i64(h->dir, "pids.max", r->pids_limit, e);
+                else
+                        ret = cgroup_write(h->dir, "pids.max", "max", e);
+                if (ret < 0)
+                        return ret;
+        }
+        if (has(h, "cpu")) {
+                if (r->has_cpu_shares && r->cpu_shares &&
+                    (ret = write_i64(h->dir, "cpu.shares", (int64_t) r->cpu_shares, e)) < 0)
+                        return ret;
+                if (r->has_cpu_period && r->cpu_period &&
+                    (ret = write_i64(h->dir, "cpu.cfs_period_us", (int64_t) r->cpu_period, e)) < 0)
+                        return ret;
+                if (r->has_cpu_period && r->cpu_period == 0 && r->has_cpu_quota && r->cpu_quota > 0)
+                        return berr_setx(e, EINVAL, "linux.resources.cpu: a quota needs a period above 0");
+                if (r->has_cpu_quota && r->cpu_quota &&
+                    (ret = write_i64(h->dir, "cpu.cfs_quota_us", r->cpu_quota, e)) < 0)
+                        return ret;
+        }
+        if (has(h, "cpuset")) {
+                if (r->cpuset_cpus && *r->cpuset_cpus && (ret = cgroup_write(h->dir, "cpuset.cpus", r->cpuset_cpus, e)) < 0)
+                        return ret;
+                if (r->cpuset_mems && *r->cpuset_mems && (ret = cgroup_write(h->dir, "cpuset.mems", r->cpuset_mems, e)) < 0)
+                        return ret;
+        }
+        return 0;
+}
+
+const struct cgroup_ops cgroup_v1_ops = {
+        .prepare = v1_prepare,
+        .apply = v1_apply,
+};

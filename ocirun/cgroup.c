@@ -1,0 +1,426 @@
+#include "cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fs-util.h"
+#include "log.h"
+
+static const char *const v1_controllers[] = {
+        "cpu",      "cpuacct", "cpuset",     "memory",  "devices", "freezer", "net_cls",
+        "net_prio", "blkio",   "perf_event", "hugetlb", "pids",    "rdma",    "misc",
+};
+
+int cgroup_write(const char *dir, const char *file, const char *value, struct berr *e)
+{
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/%s", dir, file) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return berr_set(e, errno, "cannot open cgroup file \"%s\"", path);
+        size_t len = strlen(value);
+        if (write(fd, value, len) != (ssize_t) len)
+                return berr_set(e, errno, "cannot write \"%s\" to \"%s\"", value, path);
+        return 0;
+}
+
+void cgroup_free(struct cgroup *cg)
+{
+        if (!cg)
+                return;
+        for (size_t i = 0; i < cg->n; i++) {
+                free(cg->h[i].key);
+                free(cg->h[i].mountpoint);
+                free(cg->h[i].dir);
+        }
+        free(cg->h);
+        free(cg);
+}
+
+static char *unescape_mountinfo(const char *s)
+{
+        char *out = malloc(strlen(s) + 1), *o = out;
+        if (!out)
+                return NULL;
+        while (*s) {
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
+                        *o++ = (char) (((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
+                        s += 4;
+                } else
+                        *o++ = *s++;
+        }
+        *o = '\0';
+        return out;
+}
+
+/* The controllers of a v1 mount from its super options: the known
+ * controller names plus name=..., joined with ','. */
+static char *v1_key(const char *superopts)
+{
+        _cleanup_free_ char *opts = strdup(superopts);
+        char *key = NULL, *save = NULL;
+        if (!opts)
+                return NULL;
+        for (char *t = strtok_r(opts, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                bool known = strncmp(t, "name=", 5) == 0;
+                for (size_t i = 0; !known && i < ARRAY_SIZE(v1_controllers); i++)
+                        known = strcmp(t, v1_controllers[i]) == 0;
+                if (!known)
+                        continue;
+                char *nk = NULL;
+                if (asprintf(&nk, "%s%s%s", key ? key : "", key ? "," : "", t) < 0) {
+                        free(key);
+                        return NULL;
+                }
+                free(key);
+                key = nk;
+        }
+        return key;
+}
+
+static int add_hierarchy(struct cgroup *cg, char *key, char *mnt, bool v2)
+{
+        for (size_t i = 0; i < cg->n; i++)
+                if (strcmp(cg->h[i].key, key) == 0) { /* the same hierarchy mounted twice */
+                        free(key);
+                        free(mnt);
+                        return 0;
+                }
+        struct cgroup_hierarchy *nh = realloc(cg->h, (cg->n + 1) * sizeof(*nh));
+        if (!nh) {
+                free(key);
+                free(mnt);
+                return -ENOMEM;
+        }
+        cg->h = nh;
+        cg->h[cg->n++] = (struct cgroup_hierarchy) { .key = key, .mountpoint = mnt, .v2 = v2 };
+        return 0;
+}
+
+static int discover(struct cgroup *cg)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        if (!f)
+                return -errno;
+
+        while (getline(&line, &cap, f) > 0) {
+                char mnt[4096], fstype[64], superopts[1024];
+                char *sep = strstr(line, " - ");
+                if (!sep)
+                        continue;
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+                        continue;
+                if (sscanf(sep + 3, "%63s %*s %1023s", fstype, superopts) != 2)
+                        continue;
+                bool v2 = strcmp(fstype, "cgroup2") == 0;
+                if (!v2 && strcmp(fstype, "cgroup") != 0)
+                        continue;
+                char *key = v2 ? strdup("cgroup2") : v1_key(superopts);
+                char *m = unescape_mountinfo(mnt);
+                if (!key || !m) {
+                        free(key);
+                        free(m);
+                        continue;
+                }
+                int r = add_hierarchy(cg, key, m, v2);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The cgroup ocirun itself is in, for hierarchy key (from /proc/self/cgroup). */
+static char *own_cgroup(const char *key, bool v2)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        if (!f)
+                return NULL;
+        while (getline(&line, &cap, f) > 0) {
+                line[strcspn(line, "\n")] = '\0';
+                char *c1 = strchr(line, ':');
+                char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (!c2)
+                        continue;
+                *c2 = '\0';
+                if (v2 ? (strcmp(line, "0") == 0 && c1[1] == '\0') : strcmp(c1 + 1, key) == 0)
+                        return strdup(c2 + 1);
+        }
+        return NULL;
+}
+
+/* Lexically clean "/a/./b/../c" → "/a/c", never rising above "/". */
+static char *clean_path(const char *p)
+{
+        size_t len = strlen(p);
+        char *out = malloc(len + 2);
+        if (!out)
+                return NULL;
+        size_t o = 0;
+        const char *s = p;
+        while (*s) {
+                while (*s == '/')
+                        s++;
+                const char *end = strchrnul(s, '/');
+                size_t n = (size_t) (end - s);
+                if (n == 0)
+                        break;
+                if (n == 1 && s[0] == '.') {
+                } else if (n == 2 && s[0] == '.' && s[1] == '.') {
+                        while (o > 0 && out[o - 1] != '/')
+                                o--;
+                        if (o > 0)
+                                o--;
+                } else {
+                        out[o++] = '/';
+                        memcpy(out + o, s, n);
+                        o += n;
+                }
+                s = end;
+        }
+        if (o == 0)
+                out[o++] = '/';
+        out[o] = '\0';
+        return out;
+}
+
+static int compute_dirs(struct cgroup *cg, const struct spec *s, const char *id, struct berr *e)
+{
+        const char *cp = s->cgroups_path && *s->cgroups_path ? s->cgroups_path : NULL;
+        for (size_t i = 0; i < cg->n; i++) {
+                struct cgroup_hierarchy *h = &cg->h[i];
+                _cleanup_free_ char *rel = NULL, *clean = NULL;
+                if (cp && cp[0] == '/') {
+                        rel = strdup(cp);
+                } else {
+                        _cleanup_free_ char *own = own_cgroup(h->key, h->v2);
+                        if (asprintf(&rel, "%s/%s", own ? own : "", cp ? cp : id) < 0)
+                                rel = NULL;
+                }
+                if (!rel || !(clean = clean_path(rel)))
+                        return -ENOMEM;
+                if (strcmp(clean, "/") == 0)
+                        return berr_setx(e, EINVAL, "linux.cgroupsPath \"%s\" names the root cgroup", cp ? cp : "");
+                if (asprintf(&h->dir, "%s%s", h->mountpoint, clean) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static bool has_controller(const struct cgroup *cg, const char *name)
+{
+        for (size_t i = 0; i < cg->n; i++) {
+                if (cg->h[i].v2) {
+                        _cleanup_free_ char *path = NULL, *data = NULL;
+                        if (asprintf(&path, "%s/cgroup.controllers", cg->h[i].mountpoint) < 0)
+                                continue;
+                        if (fs_read_file(path, 65536, &data, NULL) < 0)
+                                continue;
+                        for (char *t = strtok(data, " \n"); t; t = strtok(NULL, " \n"))
+                                if (strcmp(t, name) == 0)
+                                        return true;
+                        continue;
+                }
+                _cleanup_free_ char *key = strdup(cg->h[i].key);
+                char *save = NULL;
+                if (!key)
+                        continue;
+                for (char *t = strtok_r(key, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                        if (strcmp(t, name) == 0)
+                                return true;
+        }
+        return false;
+}
+
+static int check_controllers(const struct cgroup *cg, const struct spec_resources *r, struct berr *e)
+{
+        static const struct {
+                const char *name;
+                size_t off;
+        } need[] = {
+                { "memory", offsetof(struct spec_resources, has_mem_limit) },
+                { "memory", offsetof(struct spec_resources, has_mem_reservation) },
+                { "pids", offsetof(struct spec_resources, has_pids_limit) },
+                { "cpu", offsetof(struct spec_resources, has_cpu_shares) },
+                { "cpu", offsetof(struct spec_resources, has_cpu_quota) },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(need); i++) {
+                bool wanted = *(const bool *) ((const char *) r + need[i].off);
+                if (wanted && !has_controller(cg, need[i].name))
+                        return berr_setx(e, ENODEV, "the %s cgroup controller is not available on this host",
+                                         need[i].name);
+        }
+        return 0;
+}
+
+/* Remove the directories we made, deepest first; only the container's own
+ * directory (the leaf) is ours to remove. */
+static void remove_dirs(const struct cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n; i++)
+                if (cg->h[i].dir)
+                        rmdir(cg->h[i].dir);
+}
+
+int cgroup_create(const struct spec *s, const char *id, struct cgroup **ret, struct berr *e)
+{
+        struct cgroup *cg = calloc(1, sizeof(*cg));
+        int r;
+        if (!cg)
+                return -ENOMEM;
+        r = discover(cg);
+        if (r < 0) {
+                cgroup_free(cg);
+                return berr_set(e, r, "cannot read the cgroup mounts from /proc/self/mountinfo");
+        }
+        if (cg->n == 0) {
+                cgroup_free(cg);
+                return berr_setx(e, ENODEV, "no cgroup hierarchy is mounted");
+        }
+        if ((r = compute_dirs(cg, s, id, e)) < 0 || (r = check_controllers(cg, &s->resources, e)) < 0)
+                goto fail;
+
+        /* On a hybrid host the v2 hierarchy has no controllers: it is joined
+         * (systemd and others track processes there) but holds no limits. */
+        bool hybrid = false;
+        for (size_t i = 0; i < cg->n; i++)
+                hybrid = hybrid || !cg->h[i].v2;
+
+        for (size_t i = 0; i < cg->n; i++) {
+                struct cgroup_hierarchy *h = &cg->h[i];
+                const struct cgroup_ops *ops = h->v2 ? &cgroup_v2_ops : &cgroup_v1_ops;
+                if ((r = fs_mkdir_p(h->dir, 0755)) < 0) {
+                        r = berr_set(e, r, "cannot create cgroup \"%s\"", h->dir);
+                        goto fail;
+                }
+                if (h->v2 && hybrid)
+                        continue;
+                if ((r = ops->prepare(h, e)) < 0 || (r = ops->apply(h, &s->resources, e)) < 0)
+                        goto fail;
+        }
+        *ret = cg;
+        return 0;
+fail:
+        remove_dirs(cg);
+        cgroup_free(cg);
+        return r;
+}
+
+int cgroup_enter(const struct cgroup *cg, pid_t pid, struct berr *e)
+{
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%d", (int) pid);
+        for (size_t i = 0; i < cg->n; i++) {
+                int r = cgroup_write(cg->h[i].dir, "cgroup.procs", buf, e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+json_t *cgroup_to_json(const struct cgroup *cg)
+{
+        json_t *o = json_object();
+        for (size_t i = 0; o && i < cg->n; i++)
+                json_object_set_new(o, cg->h[i].key, json_string(cg->h[i].dir));
+        return o;
+}
+
+int cgroup_paths_destroy(json_t *paths)
+{
+        const char *key;
+        json_t *v;
+        int ret = 0;
+
+        json_object_foreach(paths, key, v) {
+                const char *dir = json_string_value(v);
+                if (!dir)
+                        continue;
+                /* A cgroup is busy for a moment after its last task exits. */
+                for (int attempt = 0;; attempt++) {
+                        if (rmdir(dir) == 0 || errno == ENOENT)
+                                break;
+                        if (errno != EBUSY || attempt >= 200) {
+                                ret = log_errno(LOG_LEVEL_WARN, errno, "cannot remove cgroup \"%s\"", dir);
+                                break;
+                        }
+                        nanosleep(&(struct timespec) { .tv_nsec = 5 * 1000 * 1000 }, NULL);
+                }
+        }
+        return ret;
+}
+
+static int kill_dir(const char *dir, int sig, bool *ret_found)
+{
+        _cleanup_free_ char *path = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        if (asprintf(&path, "%s/cgroup.procs", dir) < 0)
+                return -ENOMEM;
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        int pid;
+        while (fscanf(f, "%d", &pid) == 1) {
+                if (ret_found)
+                        *ret_found = true;
+                if (sig && kill(pid, sig) < 0 && errno != ESRCH)
+                        return -errno;
+        }
+        return 0;
+}
+
+int cgroup_paths_kill(json_t *paths, int sig)
+{
+        const char *key;
+        json_t *v;
+        /* Every process is in every hierarchy: one readable list suffices. */
+        json_object_foreach(paths, key, v) {
+                if (json_string_value(v) && kill_dir(json_string_value(v), sig, NULL) == 0)
+                        return 0;
+        }
+        return -ENOENT;
+}
+
+bool cgroup_paths_populated(json_t *paths)
+{
+        const char *key;
+        json_t *v;
+        json_object_foreach(paths, key, v) {
+                bool found = false;
+                if (json_string_value(v) && kill_dir(json_string_value(v), 0, &found) == 0)
+                        return found;
+        }
+        return false;
+}
+
+bool cgroup_paths_frozen(json_t *paths)
+{
+        const char *key;
+        json_t *v;
+        json_object_foreach(paths, key, v) {
+                const char *dir = json_string_value(v);
+                _cleanup_free_ char *path = NULL, *data = NULL;
+                bool v2 = strcmp(key, "cgroup2") == 0;
+                if (!dir || (!v2 && !strstr(key, "freezer")))
+                        continue;
+                if (asprintf(&path, "%s/%s", dir, v2 ? "cgroup.freeze" : "freezer.state") < 0)
+                        continue;
+                if (fs_read_file(path, 4096, &data, NULL) < 0)
+                        continue;
+                if (v2 ? data[0] == '1' : strncmp(data, "FROZEN", 6) == 0)
+                        return true;
+        }
+        return false;
+}

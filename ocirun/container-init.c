@@ -1,0 +1,204 @@
+/* The container's first process, from clone to exec. It reports failures
+ * to the parent through the sync socket (never exit() here: _exit only)
+ * and, once set up, waits on exec.fifo for `start`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "container.h"
+#include "log.h"
+#include "mount-rootfs.h"
+#include "process-setup.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+
+_Noreturn static void fail(struct init_ctx *c, struct berr *e)
+{
+        struct sync_msg m = { .type = SYNC_ERROR, .err = e->err };
+        snprintf(m.msg, sizeof(m.msg), "%s", e->msg);
+        send(c->sync_fd, &m, sizeof(m), MSG_NOSIGNAL);
+        _exit(1);
+}
+
+static void send_fd(int sock, int fd)
+{
+        char dummy = 0;
+        struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } u;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
+
+/* process.terminal: a pty from the container's own devpts; the master goes
+ * to whoever listens on --console-socket, the slave becomes our stdio and
+ * controlling terminal. */
+static int setup_console(struct init_ctx *c, struct berr *e)
+{
+        int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master < 0)
+                return berr_set(e, errno, "cannot open /dev/ptmx in the container");
+        if (unlockpt(master) < 0) {
+                close(master);
+                return berr_set(e, errno, "cannot unlock the pty");
+        }
+        int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+        if (slave < 0) {
+                close(master);
+                return berr_set(e, errno, "cannot open the pty slave");
+        }
+        send_fd(c->console_fd, master);
+        close(master);
+        for (int fd = 0; fd < 3; fd++)
+                if (dup2(slave, fd) < 0)
+                        return berr_set(e, errno, "cannot attach the pty to fd %d", fd);
+        if (ioctl(0, TIOCSCTTY, 0) < 0)
+                return berr_set(e, errno, "cannot make the pty the controlling terminal");
+        if (slave > 2)
+                close(slave);
+        return 0;
+}
+
+static void wait_for_go(struct init_ctx *c)
+{
+        struct sync_msg m;
+        for (;;) {
+                ssize_t n = recv(c->sync_fd, &m, sizeof(m), 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0 || m.type != SYNC_GO)
+                        _exit(1);
+                return;
+        }
+}
+
+_Noreturn void container_init(struct init_ctx *c)
+{
+        const struct spec *s = c->spec;
+        struct berr e = { 0 };
+        _cleanup_free_ char *prog = NULL;
+        int r;
+
+        /* Die with ocirun while being set up; cleared once ready. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        /* Nothing ocirun holds open may reach the container: everything
+         * past stdio and the preserved fds is closed at exec. */
+        syscall(SYS_close_range, 3 + c->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
+
+        wait_for_go(c);
+
+        for (size_t i = 0; i < c->n_ns_fds; i++)
+                if (setns(c->ns_fds[i], c->ns_flags[i]) < 0) {
+                        berr_set(&e, errno, "cannot join namespace (type 0x%x)", c->ns_flags[i]);
+                        fail(c, &e);
+                }
+
+        int unshare_flags = 0;
+        static const int kinds[] = { CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP };
+        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+                const struct spec_namespace *ns = spec_namespace(s, kinds[i]);
+                if (ns && !ns->path)
+                        unshare_flags |= kinds[i];
+        }
+        if (unshare_flags && unshare(unshare_flags) < 0) {
+                berr_set(&e, errno, "cannot create namespaces (flags 0x%x)", unshare_flags);
+                fail(c, &e);
+        }
+        if (setsid() < 0) {
+                berr_set(&e, errno, "setsid");
+                fail(c, &e);
+        }
+        if (!c->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c->id) < 0 && errno != ENOSYS &&
+            errno != EPERM) {
+                berr_set(&e, errno, "cannot create a session keyring");
+                fail(c, &e);
+        }
+        if (s->process.has_oom_score_adj) {
+                char buf[16];
+                int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+                int n = snprintf(buf, sizeof(buf), "%d", s->process.oom_score_adj);
+                if (fd < 0 || write(fd, buf, (size_t) n) < 0) {
+                        berr_set(&e, errno, "cannot set oom_score_adj to %d", s->process.oom_score_adj);
+                        fail(c, &e);
+                }
+                close(fd);
+        }
+        if (s->hostname && *s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) {
+                berr_set(&e, errno, "cannot set hostname \"%s\"", s->hostname);
+                fail(c, &e);
+        }
+
+        const struct spec_namespace *cgns = spec_namespace(s, CLONE_NEWCGROUP);
+        struct rootfs_opts ro = {
+                .spec = s,
+                .rootfs = c->rootfs,
+                .bundle = c->bundle,
+                .cgroup_paths = c->cgroup_paths,
+                .cgroupns = cgns != NULL,
+                .no_pivot = c->no_pivot,
+        };
+        if ((r = rootfs_setup(&ro, &e)) < 0)
+                fail(c, &e);
+
+        if (s->process.terminal && (r = setup_console(c, &e)) < 0)
+                fail(c, &e);
+        if ((r = process_set_rlimits(&s->process, &e)) < 0 || (r = process_set_identity(&s->process, &e)) < 0 ||
+            (r = process_set_finish(&s->process, &e)) < 0 || (r = process_find_program(&s->process, &prog, &e)) < 0)
+                fail(c, &e);
+        char **env = process_env(&s->process);
+        if (!env) {
+                berr_setx(&e, ENOMEM, "out of memory");
+                fail(c, &e);
+        }
+
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        struct sync_msg ready = { .type = SYNC_READY };
+        if (send(c->sync_fd, &ready, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
+                _exit(1);
+        close(c->sync_fd);
+
+        /* Block here until `start` opens the fifo for reading. */
+        int ffd;
+        do
+                ffd = openat(c->state_dir_fd, STATE_FIFO, O_WRONLY | O_CLOEXEC);
+        while (ffd < 0 && errno == EINTR);
+        if (ffd < 0) {
+                dprintf(STDERR_FILENO, "ocirun: cannot open exec.fifo: %s\n", strerror(errno));
+                _exit(127);
+        }
+        if (write(ffd, "0", 1) != 1)
+                _exit(127);
+        close(ffd);
+
+        /* Back to a clean signal state for the program. */
+        for (int sig = 1; sig < NSIG; sig++)
+                signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+
+        execve(prog, s->process.args, env);
+        dprintf(STDERR_FILENO, "ocirun: exec \"%s\": %s\n", prog, strerror(errno));
+        _exit(127);
+}

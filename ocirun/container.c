@@ -1,0 +1,385 @@
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "fs-util.h"
+#include "log.h"
+
+static int pidfd_open_(pid_t pid)
+{
+        long fd = syscall(SYS_pidfd_open, pid, 0);
+        return fd < 0 ? -errno : (int) fd;
+}
+
+int wait_pid_gone(pid_t pid, uint64_t start_time, int timeout_ms)
+{
+        _cleanup_close_ int pfd = pidfd_open_(pid);
+        if (pfd < 0)
+                return 0; /* already gone (ESRCH) */
+        /* the pidfd now pins the process: check it is still ours */
+        if (!state_pid_alive(pid, start_time))
+                return 0;
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+        for (;;) {
+                int r = poll(&p, 1, timeout_ms);
+                if (r > 0)
+                        return 0;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                if (errno != EINTR)
+                        return -errno;
+        }
+}
+
+int container_destroy(const char *root, struct container_state *st)
+{
+        if (st->cgroup_paths && cgroup_paths_populated(st->cgroup_paths)) {
+                cgroup_paths_kill(st->cgroup_paths, SIGKILL);
+                for (int i = 0; i < 200 && cgroup_paths_populated(st->cgroup_paths); i++)
+                        nanosleep(&(struct timespec) { .tv_nsec = 5 * 1000 * 1000 }, NULL);
+        }
+        if (st->cgroup_paths)
+                cgroup_paths_destroy(st->cgroup_paths);
+        int r = state_remove(root, st->id);
+        if (r < 0)
+                return log_errno(LOG_LEVEL_ERROR, r, "cannot remove state of container \"%s\"", st->id);
+        return 0;
+}
+
+static int resolve_dir(const char *path, const char *what, char **ret, struct berr *e)
+{
+        char buf[PATH_MAX];
+        struct stat st;
+        if (!realpath(path, buf)) {
+                if (errno == ENOENT)
+                        return berr_setx(e, ENOENT, "%s \"%s\" does not exist", what, path);
+                return berr_set(e, errno, "cannot resolve %s \"%s\"", what, path);
+        }
+        if (stat(buf, &st) < 0)
+                return berr_set(e, errno, "cannot stat %s \"%s\"", what, buf);
+        if (!S_ISDIR(st.st_mode))
+                return berr_setx(e, ENOTDIR, "%s \"%s\" is not a directory", what, buf);
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int connect_console(const char *path, struct berr *e)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return berr_setx(e, ENAMETOOLONG, "console socket path \"%s\" is too long", path);
+        strcpy(sa.sun_path, path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return berr_set(e, errno, "cannot create console socket");
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = berr_set(e, errno, "cannot connect to console socket \"%s\"", path);
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static int open_namespaces(const struct spec *s, struct init_ctx *c, int *ret_pidns_fd, struct berr *e)
+{
+        static const struct {
+                int flag;
+                const char *name;
+        } order[] = {
+                /* the order runc joins them in: ipc, uts, net, then mnt and cgroup */
+                { CLONE_NEWIPC, "ipc" },   { CLONE_NEWUTS, "uts" },       { CLONE_NEWNET, "network" },
+                { CLONE_NEWNS, "mount" },  { CLONE_NEWCGROUP, "cgroup" }, { CLONE_NEWPID, "pid" },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+                const struct spec_namespace *ns = spec_namespace(s, order[i].flag);
+                if (!ns || !ns->path)
+                        continue;
+                int fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return berr_set(e, errno, "cannot open %s namespace \"%s\"", order[i].name, ns->path);
+                long type = syscall(SYS_ioctl, fd, 0xb703 /* NS_GET_NSTYPE */);
+                if (type >= 0 && type != order[i].flag) {
+                        close(fd);
+                        return berr_setx(e, EINVAL, "\"%s\" is not a %s namespace", ns->path, order[i].name);
+                }
+                if (order[i].flag == CLONE_NEWPID) {
+                        *ret_pidns_fd = fd;
+                        continue;
+                }
+                c->ns_fds[c->n_ns_fds] = fd;
+                c->ns_flags[c->n_ns_fds++] = order[i].flag;
+        }
+        return 0;
+}
+
+static int recv_sync(int fd, struct sync_msg *m)
+{
+        for (;;) {
+                ssize_t n = recv(fd, m, sizeof(*m), 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EPIPE;
+                if ((size_t) n < offsetof(struct sync_msg, msg))
+                        return -EBADMSG;
+                if ((size_t) n < sizeof(*m))
+                        m->msg[(size_t) n - offsetof(struct sync_msg, msg)] = '\0';
+                m->msg[sizeof(m->msg) - 1] = '\0';
+                return 0;
+        }
+}
+
+static void kill_and_reap(pid_t pid)
+{
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+}
+
+/* Parent half of the handshake: put the child in its cgroups, let it go,
+ * and wait for it to be ready (or to report why it is not). */
+static int handshake(pid_t pid, int sync_fd, const struct cgroup *cg, struct berr *e)
+{
+        struct sync_msg m = { .type = SYNC_GO };
+        int r = cgroup_enter(cg, pid, e);
+        if (r < 0)
+                return r;
+        if (send(sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
+                return berr_set(e, errno, "cannot signal the container process");
+        r = recv_sync(sync_fd, &m);
+        if (r == -EPIPE) {
+                int status = 0;
+                if (waitpid(pid, &status, WNOHANG) == pid && WIFSIGNALED(status))
+                        return berr_setx(e, ECHILD, "container process was killed by signal %d during setup",
+                                         WTERMSIG(status));
+                return berr_setx(e, ECHILD, "container process exited during setup");
+        }
+        if (r < 0)
+                return berr_set(e, r, "cannot read from the container process");
+        if (m.type == SYNC_ERROR)
+                return berr_setx(e, m.err ? m.err : EINVAL, "%s", m.msg);
+        if (m.type != SYNC_READY)
+                return berr_setx(e, EBADMSG, "unexpected message %d from the container process", m.type);
+        return 0;
+}
+
+int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, struct berr *e)
+{
+        _cleanup_free_ char *bundle = NULL, *rootfs_in = NULL, *rootfs = NULL, *sdir = NULL, *fifo = NULL;
+        struct spec *spec = NULL;
+        struct cgroup *cg = NULL;
+        struct container_state *st = NULL;
+        struct init_ctx c = { .sync_fd = -1, .state_dir_fd = -1, .console_fd = -1 };
+        int pidns_fd = -1, sp[2] = { -1, -1 };
+        bool dir_made = false;
+        pid_t pid = -1;
+        int r;
+
+        if ((r = state_check_id(o->id, e)) < 0)
+                return r;
+        if ((r = resolve_dir(o->bundle, "bundle", &bundle, e)) < 0)
+                return r;
+        if ((r = spec_load(bundle, &spec, e)) < 0)
+                return r;
+        if (spec->root_path[0] == '/')
+                rootfs_in = strdup(spec->root_path);
+        else if (asprintf(&rootfs_in, "%s/%s", bundle, spec->root_path) < 0)
+                rootfs_in = NULL;
+        if (!rootfs_in) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if ((r = resolve_dir(rootfs_in, "rootfs", &rootfs, e)) < 0)
+                goto fail;
+        if (spec->process.terminal && !o->console_socket) {
+                r = berr_setx(e, EINVAL,
+                              "process.terminal is true but no --console-socket was given "
+                              "(set terminal to false, or pass a console socket)");
+                goto fail;
+        }
+
+        if ((r = state_create_dir(o->root, o->id, e)) < 0)
+                goto fail;
+        dir_made = true;
+        if ((r = state_dir(o->root, o->id, &sdir)) < 0 || asprintf(&fifo, "%s/%s", sdir, STATE_FIFO) < 0)
+                goto fail;
+        if (mkfifo(fifo, 0622) < 0 || chmod(fifo, 0622) < 0) {
+                r = berr_set(e, errno, "cannot create \"%s\"", fifo);
+                goto fail;
+        }
+        c.state_dir_fd = open(sdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (c.state_dir_fd < 0) {
+                r = berr_set(e, errno, "cannot open \"%s\"", sdir);
+                goto fail;
+        }
+
+        if ((r = cgroup_create(spec, o->id, &cg, e)) < 0)
+                goto fail;
+        c.cgroup_paths = cgroup_to_json(cg);
+        if ((r = open_namespaces(spec, &c, &pidns_fd, e)) < 0)
+                goto fail;
+        if (o->console_socket && (c.console_fd = connect_console(o->console_socket, e)) < 0) {
+                r = c.console_fd;
+                goto fail;
+        }
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+                r = berr_set(e, errno, "cannot create the sync socket");
+                goto fail;
+        }
+
+        c.spec = spec;
+        c.id = o->id;
+        c.bundle = bundle;
+        c.rootfs = rootfs;
+        c.sync_fd = sp[1];
+        c.no_pivot = o->no_pivot;
+        c.no_new_keyring = o->no_new_keyring;
+        c.preserve_fds = o->preserve_fds;
+
+        /* Block signals from here on: they are forwarded once the container
+         * runs (`run`), and the child unblocks them just before exec. */
+        sigset_t all;
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, &c.saved_mask);
+        *ret_saved_mask = c.saved_mask;
+
+        if (pidns_fd >= 0 && setns(pidns_fd, CLONE_NEWPID) < 0) {
+                r = berr_set(e, errno, "cannot join pid namespace \"%s\"", spec_namespace(spec, CLONE_NEWPID)->path);
+                goto fail;
+        }
+
+        unsigned long flags = SIGCHLD;
+        const struct spec_namespace *pidns = spec_namespace(spec, CLONE_NEWPID);
+        if (pidns && !pidns->path)
+                flags |= CLONE_NEWPID;
+        pid = (pid_t) syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+        if (pid < 0) {
+                r = berr_set(e, errno, "cannot create the container process");
+                goto fail;
+        }
+        if (pid == 0) {
+                close(sp[0]);
+                container_init(&c);
+        }
+        close(sp[1]);
+        sp[1] = -1;
+
+        if ((r = handshake(pid, sp[0], cg, e)) < 0)
+                goto fail;
+
+        uint64_t start_time = 0;
+        if ((r = proc_start_time(pid, &start_time)) < 0) {
+                r = berr_set(e, r, "container process %d vanished", (int) pid);
+                goto fail;
+        }
+        st = state_new(
+                o->id, spec->oci_version, bundle, rootfs, pid, start_time, spec->annotations, c.cgroup_paths);
+        if (!st) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if ((r = state_save(o->root, st)) < 0) {
+                r = berr_set(e, r, "cannot write the state of container \"%s\"", o->id);
+                goto fail;
+        }
+        if (o->pid_file) {
+                char buf[32];
+                int n = snprintf(buf, sizeof(buf), "%d", (int) pid);
+                if ((r = fs_write_atomic(o->pid_file, buf, (size_t) n, 0644)) < 0) {
+                        r = berr_set(e, r, "cannot write pid file \"%s\"", o->pid_file);
+                        goto fail;
+                }
+        }
+        *ret_pid = pid;
+        r = 0;
+        goto out;
+
+fail:
+        if (pid > 0)
+                kill_and_reap(pid);
+        if (c.cgroup_paths)
+                cgroup_paths_destroy(c.cgroup_paths);
+        if (dir_made)
+                state_remove(o->root, o->id);
+out:
+        for (size_t i = 0; i < c.n_ns_fds; i++)
+                close(c.ns_fds[i]);
+        if (pidns_fd >= 0)
+                close(pidns_fd);
+        if (sp[0] >= 0)
+                close(sp[0]);
+        if (sp[1] >= 0)
+                close(sp[1]);
+        if (c.state_dir_fd >= 0)
+                close(c.state_dir_fd);
+        if (c.console_fd >= 0)
+                close(c.console_fd);
+        json_decref(c.cgroup_paths);
+        state_free(st);
+        cgroup_free(cg);
+        spec_free(spec);
+        return r;
+}
+
+int container_start(const char *root, const char *id, struct berr *e)
+{
+        _cleanup_(state_freep) struct container_state *st = NULL;
+        _cleanup_free_ char *fifo = NULL;
+        int r = state_load(root, id, &st, e);
+        if (r < 0)
+                return r;
+
+        switch (state_status(root, st)) {
+        case STATUS_CREATED:
+                break;
+        case STATUS_STOPPED:
+                return berr_setx(e, EINVAL, "cannot start a container that has stopped");
+        default:
+                return berr_setx(e, EINVAL, "cannot start an already running container");
+        }
+
+        if (asprintf(&fifo, "%s/%s/%s", root, id, STATE_FIFO) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int ffd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (ffd < 0)
+                return berr_set(e, errno, "cannot open \"%s\"", fifo);
+        _cleanup_close_ int pfd = pidfd_open_(st->pid);
+        if (pfd < 0)
+                return berr_setx(e, ESRCH, "container process %d has exited before start", (int) st->pid);
+
+        struct pollfd p[2] = { { .fd = ffd, .events = POLLIN }, { .fd = pfd, .events = POLLIN } };
+        for (;;) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return berr_set(e, errno, "cannot wait for the container process");
+                }
+                if (p[0].revents & (POLLIN | POLLHUP)) {
+                        char b;
+                        if (read(ffd, &b, 1) == 1)
+                                break;
+                }
+                if (p[1].revents)
+                        return berr_setx(e, ESRCH, "container process %d has exited before start", (int) st->pid);
+        }
+        unlink(fifo);
+        return 0;
+}
