@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs all of berth's tests: builds with -Werror (and ASan/UBSan unless
+# SANITIZE=0), then the unit tests (meson test) and the integration tests
+# (pytest, as root, against real namespaces and cgroups). Prints one
+# closing line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run-all: the integration tests need root (namespaces, cgroups, mounts)" >&2
+    exit 1
+fi
+
+BUILD=${BUILD:-build-ci}
+SAN=true
+[ "${SANITIZE:-1}" = 0 ] && SAN=false
+
+if [ ! -f "$BUILD/build.ninja" ]; then
+    meson setup "$BUILD" -Dwerror=true -Dsanitize=$SAN -Dtests=true >/dev/null || exit 1
+fi
+ninja -C "$BUILD" || exit 1
+
+# ASan: report leaks and errors as failures; UBSan: stop on the first error.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=98}
+
+passed=0
+failed=0
+
+echo "== unit tests (meson test)"
+meson test -C "$BUILD" --suite unit --print-errorlogs > "$BUILD/unit.log" 2>&1
+unit_rc=$?
+cat "$BUILD/unit.log" | tail -n 20
+u_ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$BUILD/unit.log" | tail -n1)
+u_fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$BUILD/unit.log" | tail -n1)
+passed=$((passed + ${u_ok:-0}))
+failed=$((failed + ${u_fail:-0}))
+if [ $unit_rc -ne 0 ] && [ "${u_fail:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
+
+echo "== integration tests (pytest)"
+export OCIRUN="$PWD/$BUILD/ocirun/ocirun"
+/usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider -rfE 2>&1 | tee "$BUILD/pytest.log"
+p_ok=$(tail -n 3 "$BUILD/pytest.log" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')
+p_fail=$(tail -n 3 "$BUILD/pytest.log" | grep -Eo '[0-9]+ (failed|errors?)' | awk '{s += $1} END {if (NR) print s}')
+p_skip=$(tail -n 3 "$BUILD/pytest.log" | grep -Eo '[0-9]+ skipped' | grep -Eo '[0-9]+')
+passed=$((passed + ${p_ok:-0}))
+failed=$((failed + ${p_fail:-0}))
+if [ -z "${p_ok:-}" ] && [ -z "${p_fail:-}" ]; then failed=$((failed + 1)); fi
+
+echo "${passed} passed, ${failed} failed, ${p_skip:-0} skipped"
+[ "$failed" -eq 0 ]
