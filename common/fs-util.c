@@ -85,6 +85,11 @@ int fs_fsync_parent(const char *path)
 
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
+        return fs_write_atomic_ex(path, data, len, mode, FS_WRITE_DURABLE);
+}
+
+int fs_write_atomic_ex(const char *path, const void *data, size_t len, mode_t mode, int flags)
+{
         _cleanup_free_ char *dir = NULL;
         _cleanup_free_ char *tmp = NULL;
         const char *base;
@@ -114,7 +119,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
         r = write_all(fd, data, len);
         if (r == 0 && fchmod(fd, mode) < 0)
                 r = -errno;
-        if (r == 0 && fsync(fd) < 0)
+        if (r == 0 && (flags & FS_WRITE_DURABLE) && fsync(fd) < 0)
                 r = -errno;
         if (r == 0 && renameat(dfd, tmp, dfd, base) < 0)
                 r = -errno;
@@ -122,7 +127,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
                 unlinkat(dfd, tmp, 0);
                 return r;
         }
-        if (fsync(dfd) < 0)
+        if ((flags & FS_WRITE_DURABLE) && fsync(dfd) < 0)
                 return -errno;
         return 0;
 }

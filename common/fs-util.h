@@ -10,6 +10,13 @@
  * either the old or the new content, never a mix. */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* The same, with a choice: without FS_WRITE_DURABLE the rename is still
+ * atomic (a reader or a kill -9 sees the old or the new file, never a mix)
+ * but nothing is fsync'ed, for state that need not outlive a reboot (e.g.
+ * under /run) and must be cheap to write. */
+#define FS_WRITE_DURABLE 1
+int fs_write_atomic_ex(const char *path, const void *data, size_t len, mode_t mode, int flags);
+
 /* Reads a whole file (at most max bytes, else -EFBIG). The buffer is NUL
  * terminated; ret_len may be NULL. */
 int fs_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len);

@@ -30,6 +30,11 @@ int json_load_path(const char *path, size_t max, json_t **ret, struct berr *e)
 
 int json_write_atomic(const char *path, const json_t *j, size_t flags, mode_t mode)
 {
+        return json_write_atomic_ex(path, j, flags, mode, FS_WRITE_DURABLE);
+}
+
+int json_write_atomic_ex(const char *path, const json_t *j, size_t flags, mode_t mode, int fs_flags)
+{
         _cleanup_free_ char *s = json_dumps(j, flags);
         if (!s)
                 return -ENOMEM;
@@ -39,7 +44,7 @@ int json_write_atomic(const char *path, const json_t *j, size_t flags, mode_t mo
                 return -ENOMEM;
         memcpy(buf, s, len);
         buf[len] = '\n';
-        return fs_write_atomic(path, buf, len + 1, mode);
+        return fs_write_atomic_ex(path, buf, len + 1, mode, fs_flags);
 }
 
 static json_t *member(const json_t *o, const char *key)

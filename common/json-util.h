@@ -17,6 +17,8 @@ int json_load_path(const char *path, size_t max, json_t **ret, struct berr *e);
 
 /* Serializes j (flags as json_dumps) plus a newline and writes it atomically. */
 int json_write_atomic(const char *path, const json_t *j, size_t flags, mode_t mode);
+/* fs_flags: FS_WRITE_DURABLE or 0, see fs_write_atomic_ex(). */
+int json_write_atomic_ex(const char *path, const json_t *j, size_t flags, mode_t mode, int fs_flags);
 
 /* Typed getters. A missing key (or JSON null) leaves *ret untouched and
  * returns 0; a key of the wrong type fails with -EINVAL and a message such

@@ -106,7 +106,13 @@ _Noreturn void container_init(struct init_ctx *c)
          * past stdio and the preserved fds is closed at exec. */
         syscall(SYS_close_range, 3 + c->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
 
-        wait_for_go(c);
+        /* The parent moves us into our cgroups meanwhile. On cgroup v1 the
+         * first migration waits for an RCU grace period (several ms), so
+         * setup runs in parallel and we wait for GO only where it matters:
+         * before unsharing the cgroup namespace (its root is the cgroup we
+         * are in), or else before the limits must hold (rlimits, exec). */
+        const struct spec_namespace *cgns = spec_namespace(s, CLONE_NEWCGROUP);
+        bool joined = false;
 
         for (size_t i = 0; i < c->n_ns_fds; i++)
                 if (setns(c->ns_fds[i], c->ns_flags[i]) < 0) {
@@ -115,7 +121,7 @@ _Noreturn void container_init(struct init_ctx *c)
                 }
 
         int unshare_flags = 0;
-        static const int kinds[] = { CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP };
+        static const int kinds[] = { CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS };
         for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
                 const struct spec_namespace *ns = spec_namespace(s, kinds[i]);
                 if (ns && !ns->path)
@@ -124,6 +130,14 @@ _Noreturn void container_init(struct init_ctx *c)
         if (unshare_flags && unshare(unshare_flags) < 0) {
                 berr_set(&e, errno, "cannot create namespaces (flags 0x%x)", unshare_flags);
                 fail(c, &e);
+        }
+        if (cgns && !cgns->path) {
+                wait_for_go(c);
+                joined = true;
+                if (unshare(CLONE_NEWCGROUP) < 0) {
+                        berr_set(&e, errno, "cannot create the cgroup namespace");
+                        fail(c, &e);
+                }
         }
         if (setsid() < 0) {
                 berr_set(&e, errno, "setsid");
@@ -149,7 +163,6 @@ _Noreturn void container_init(struct init_ctx *c)
                 fail(c, &e);
         }
 
-        const struct spec_namespace *cgns = spec_namespace(s, CLONE_NEWCGROUP);
         struct rootfs_opts ro = {
                 .spec = s,
                 .rootfs = c->rootfs,
@@ -161,6 +174,8 @@ _Noreturn void container_init(struct init_ctx *c)
         if ((r = rootfs_setup(&ro, &e)) < 0)
                 fail(c, &e);
 
+        if (!joined)
+                wait_for_go(c);
         if (s->process.terminal && (r = setup_console(c, &e)) < 0)
                 fail(c, &e);
         if ((r = process_set_rlimits(&s->process, &e)) < 0 || (r = process_set_identity(&s->process, &e)) < 0 ||

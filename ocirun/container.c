@@ -154,16 +154,28 @@ static void kill_and_reap(pid_t pid)
                 ;
 }
 
-/* Parent half of the handshake: put the child in its cgroups, let it go,
- * and wait for it to be ready (or to report why it is not). */
-static int handshake(pid_t pid, int sync_fd, const struct cgroup *cg, struct berr *e)
+/* Parent half of the handshake: put the child in its cgroups (while it
+ * sets itself up), let it go on, save what we know, and wait for it to be
+ * ready (or to report why it is not). */
+static int handshake(pid_t pid, int sync_fd, const struct cgroup *cg, int (*save)(void *), void *userdata,
+                     struct berr *e)
 {
         struct sync_msg m = { .type = SYNC_GO };
         int r = cgroup_enter(cg, pid, e);
-        if (r < 0)
+        if (r >= 0 && send(sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
+                r = berr_set(e, errno, "cannot signal the container process");
+        if (r >= 0)
+                r = save(userdata);
+        if (r < 0) {
+                /* the child may have failed first: its reason is the one to tell */
+                struct sync_msg early;
+                if (recv(sync_fd, &early, sizeof(early), MSG_DONTWAIT) > (ssize_t) offsetof(struct sync_msg, msg) &&
+                    early.type == SYNC_ERROR) {
+                        early.msg[sizeof(early.msg) - 1] = '\0';
+                        return berr_setx(e, early.err ? early.err : EINVAL, "%s", early.msg);
+                }
                 return r;
-        if (send(sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
-                return berr_set(e, errno, "cannot signal the container process");
+        }
         r = recv_sync(sync_fd, &m);
         if (r == -EPIPE) {
                 int status = 0;
@@ -181,12 +193,44 @@ static int handshake(pid_t pid, int sync_fd, const struct cgroup *cg, struct ber
         return 0;
 }
 
+struct save_ctx {
+        const struct create_opts *o;
+        const struct spec *spec;
+        const char *bundle, *rootfs;
+        json_t *cgroup_paths;
+        pid_t pid;
+        struct berr *e;
+};
+
+static int save_state(void *userdata)
+{
+        struct save_ctx *sc = userdata;
+        uint64_t start_time = 0;
+        int r;
+
+        if ((r = proc_start_time(sc->pid, &start_time)) < 0)
+                return berr_set(sc->e, r, "container process %d vanished", (int) sc->pid);
+        _cleanup_(state_freep) struct container_state *st =
+                state_new(sc->o->id, sc->spec->oci_version, sc->bundle, sc->rootfs, sc->pid, start_time,
+                          sc->spec->annotations, sc->cgroup_paths);
+        if (!st)
+                return -ENOMEM;
+        if ((r = state_save(sc->o->root, st)) < 0)
+                return berr_set(sc->e, r, "cannot write the state of container \"%s\"", sc->o->id);
+        if (sc->o->pid_file) {
+                char buf[32];
+                int n = snprintf(buf, sizeof(buf), "%d", (int) sc->pid);
+                if ((r = fs_write_atomic_ex(sc->o->pid_file, buf, (size_t) n, 0644, 0)) < 0)
+                        return berr_set(sc->e, r, "cannot write pid file \"%s\"", sc->o->pid_file);
+        }
+        return 0;
+}
+
 int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, struct berr *e)
 {
         _cleanup_free_ char *bundle = NULL, *rootfs_in = NULL, *rootfs = NULL, *sdir = NULL, *fifo = NULL;
         struct spec *spec = NULL;
         struct cgroup *cg = NULL;
-        struct container_state *st = NULL;
         struct init_ctx c = { .sync_fd = -1, .state_dir_fd = -1, .console_fd = -1 };
         int pidns_fd = -1, sp[2] = { -1, -1 };
         bool dir_made = false;
@@ -282,32 +326,12 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         close(sp[1]);
         sp[1] = -1;
 
-        if ((r = handshake(pid, sp[0], cg, e)) < 0)
+        struct save_ctx sc = {
+                .o = o, .spec = spec, .bundle = bundle, .rootfs = rootfs,
+                .cgroup_paths = c.cgroup_paths, .pid = pid, .e = e,
+        };
+        if ((r = handshake(pid, sp[0], cg, save_state, &sc, e)) < 0)
                 goto fail;
-
-        uint64_t start_time = 0;
-        if ((r = proc_start_time(pid, &start_time)) < 0) {
-                r = berr_set(e, r, "container process %d vanished", (int) pid);
-                goto fail;
-        }
-        st = state_new(
-                o->id, spec->oci_version, bundle, rootfs, pid, start_time, spec->annotations, c.cgroup_paths);
-        if (!st) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        if ((r = state_save(o->root, st)) < 0) {
-                r = berr_set(e, r, "cannot write the state of container \"%s\"", o->id);
-                goto fail;
-        }
-        if (o->pid_file) {
-                char buf[32];
-                int n = snprintf(buf, sizeof(buf), "%d", (int) pid);
-                if ((r = fs_write_atomic(o->pid_file, buf, (size_t) n, 0644)) < 0) {
-                        r = berr_set(e, r, "cannot write pid file \"%s\"", o->pid_file);
-                        goto fail;
-                }
-        }
         *ret_pid = pid;
         r = 0;
         goto out;
@@ -333,7 +357,6 @@ out:
         if (c.console_fd >= 0)
                 close(c.console_fd);
         json_decref(c.cgroup_paths);
-        state_free(st);
         cgroup_free(cg);
         spec_free(spec);
         return r;

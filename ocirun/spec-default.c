@@ -53,8 +53,8 @@ static const char default_spec[] =
         "}";
 
 /* Rootless: a user namespace mapping the caller to root, no network
- * namespace (no one to set it up), /sys bound from the host, no cgroup
- * mount or devpts gid, and no resources (no cgroup rights). */
+ * namespace (no one to set it up), /sys bound from the host, no devpts
+ * gid, and no resources (no cgroup rights). */
 static void make_rootless(json_t *spec)
 {
         json_t *lx = json_object_get(spec, "linux");
@@ -78,8 +78,6 @@ static void make_rootless(json_t *spec)
         json_t *mounts = json_array();
         json_array_foreach(json_object_get(spec, "mounts"), i, v) {
                 const char *dst = json_string_value(json_object_get(v, "destination"));
-                if (strcmp(dst, "/sys/fs/cgroup") == 0)
-                        continue;
                 if (strcmp(dst, "/sys") == 0) {
                         json_array_append_new(mounts,
                                               json_pack("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", "/sys", "type",

@@ -152,7 +152,9 @@ int state_save(const char *root, const struct container_state *st)
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/%s/state.json", root, st->id) < 0)
                 return -ENOMEM;
-        return json_write_atomic(path, st->doc, JSON_COMPACT, 0600);
+        /* Atomic but not fsync'ed: the state root lives under /run and is
+         * meant to vanish on reboot; rename keeps it whole across kill -9. */
+        return json_write_atomic_ex(path, st->doc, JSON_COMPACT, 0600, 0);
 }
 
 int proc_start_time(pid_t pid, uint64_t *ret)
