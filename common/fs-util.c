@@ -182,6 +182,17 @@ int fs_mkdir_p(const char *path, mode_t mode)
         /* as mkdir(""); and the loop below starts past the first byte */
         if (p[0] == '\0')
                 return -ENOENT;
+        /* the common cases, a missing leaf or nothing to do, in one call */
+        if (mkdir(p, mode) == 0)
+                return 0;
+        if (errno == EEXIST) {
+                struct stat st;
+                if (stat(p, &st) < 0)
+                        return -errno;
+                return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+        }
+        if (errno != ENOENT)
+                return -errno;
         for (char *s = p + 1; *s; s++) {
                 if (*s != '/')
                         continue;

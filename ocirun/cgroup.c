@@ -318,6 +318,25 @@ fail:
         return r;
 }
 
+pid_t cgroup_prewarm(void)
+{
+        pid_t pid = fork();
+        if (pid != 0)
+                return pid;
+
+        struct cgroup cg = { 0 };
+        if (discover(&cg) == 0 && cg.n > 0) {
+                _cleanup_free_ char *own = own_cgroup(cg.h[0].key, cg.h[0].v2);
+                _cleanup_free_ char *path = NULL;
+                if (own && asprintf(&path, "%s%s/cgroup.procs", cg.h[0].mountpoint, own) > 0) {
+                        int fd = open(path, O_WRONLY | O_CLOEXEC);
+                        if (fd >= 0 && write(fd, "0", 1) < 0)
+                                _exit(1);
+                }
+        }
+        _exit(0);
+}
+
 int cgroup_enter(const struct cgroup *cg, pid_t pid, struct berr *e)
 {
         char buf[32];

@@ -48,6 +48,12 @@ int cgroup_enter(const struct cgroup *cg, pid_t pid, struct berr *e);
 json_t *cgroup_to_json(const struct cgroup *cg);
 void cgroup_free(struct cgroup *cg);
 
+/* Starts, in a throwaway child, the RCU grace period that the first cgroup
+ * migration after a quiet spell waits for (several ms on v1), so that it
+ * runs while we set up instead of after. Returns the child's pid (reap it)
+ * or -1. The child moves itself into the cgroup it is already in. */
+pid_t cgroup_prewarm(void);
+
 /* Operations on a saved map. */
 int cgroup_paths_destroy(json_t *paths);
 int cgroup_paths_kill(json_t *paths, int sig);

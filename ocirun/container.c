@@ -234,15 +234,16 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         struct init_ctx c = { .sync_fd = -1, .state_dir_fd = -1, .console_fd = -1 };
         int pidns_fd = -1, sp[2] = { -1, -1 };
         bool dir_made = false;
-        pid_t pid = -1;
+        pid_t pid = -1, prewarm = -1;
         int r;
 
         if ((r = state_check_id(o->id, e)) < 0)
                 return r;
         if ((r = resolve_dir(o->bundle, "bundle", &bundle, e)) < 0)
                 return r;
+        prewarm = cgroup_prewarm();
         if ((r = spec_load(bundle, &spec, e)) < 0)
-                return r;
+                goto fail;
         if (spec->root_path[0] == '/')
                 rootfs_in = strdup(spec->root_path);
         else if (asprintf(&rootfs_in, "%s/%s", bundle, spec->root_path) < 0)
@@ -344,6 +345,9 @@ fail:
         if (dir_made)
                 state_remove(o->root, o->id);
 out:
+        if (prewarm > 0)
+                while (waitpid(prewarm, NULL, 0) < 0 && errno == EINTR)
+                        ;
         for (size_t i = 0; i < c.n_ns_fds; i++)
                 close(c.ns_fds[i]);
         if (pidns_fd >= 0)

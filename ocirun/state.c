@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,16 +210,35 @@ enum container_status state_status(const char *root, const struct container_stat
         return STATUS_RUNNING;
 }
 
+/* The user name of uid from /etc/passwd (ocirun is linked statically, so
+ * no NSS); the number when there is none. */
+static void owner_name(uid_t uid, char *buf, size_t len)
+{
+        _cleanup_fclose_ FILE *f = fopen("/etc/passwd", "re");
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        snprintf(buf, len, "%u", (unsigned) uid);
+        while (f && getline(&line, &cap, f) > 0) {
+                char *c1 = strchr(line, ':');
+                char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (!c2)
+                        continue;
+                if (strtoul(c2 + 1, NULL, 10) == uid && c1 - line < (long) len) {
+                        *c1 = '\0';
+                        snprintf(buf, len, "%s", line);
+                        return;
+                }
+        }
+}
+
 json_t *state_to_json(const struct container_state *st, enum container_status status)
 {
-        struct passwd *pw = getpwuid(st->owner);
-        char owner[32];
-        if (!pw)
-                snprintf(owner, sizeof(owner), "#%u", (unsigned) st->owner);
+        char owner[256];
+        owner_name(st->owner, owner, sizeof(owner));
         json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "ociVersion", st->oci_version, "id", st->id,
                               "pid", status == STATUS_STOPPED ? 0 : (int) st->pid, "status", status_to_string(status),
                               "bundle", st->bundle, "rootfs", st->rootfs, "created", st->created, "owner",
-                              pw ? pw->pw_name : owner);
+                              owner);
         if (j && st->annotations && json_object_size(st->annotations) > 0)
                 json_object_set(j, "annotations", st->annotations);
         return j;
