@@ -373,8 +373,33 @@ int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode)
         return walk_in_root(rootfd, path, flags, mode);
 }
 
-int fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode)
+/* When name in pfd (the directory parent_path) is a symlink, the path to
+ * use instead: its target (absolute targets start again at the root),
+ * followed by rest. -EEXIST when it is not a symlink. */
+static int follow_link(int pfd, const char *name, const char *parent_path, const char *rest, char **ret)
 {
+        struct stat st;
+        char target[PATH_MAX];
+        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (!S_ISLNK(st.st_mode))
+                return -EEXIST;
+        ssize_t n = readlinkat(pfd, name, target, sizeof(target) - 1);
+        if (n < 0)
+                return -errno;
+        target[n] = '\0';
+        int k = target[0] == '/' ? asprintf(ret, "%s%s", target, rest)
+                                 : asprintf(ret, "%s/%s%s", parent_path, target, rest);
+        return k < 0 ? -ENOMEM : 0;
+}
+
+/* mkdir -p inside the root. A missing component that is a dangling
+ * symlink is followed (inside the root), as the kernel would on open, and
+ * its target created there. */
+static int mkdir_in_root(int rootfd, const char *path, mode_t mode, int depth)
+{
+        if (depth > MAX_SYMLINKS)
+                return -ELOOP;
         _cleanup_free_ char *buf = strdup(path);
         if (!buf)
                 return -ENOMEM;
@@ -400,17 +425,25 @@ int fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode)
                         /* create the last component in its (resolved) parent */
                         char *slash = strrchr(buf, '/');
                         const char *name = slash ? slash + 1 : buf;
-                        _cleanup_close_ int pfd = -1;
-                        if (slash) {
-                                *slash = '\0';
-                                pfd = fs_open_in_root(rootfd, *buf ? buf : "/", O_PATH | O_DIRECTORY, 0);
-                                *slash = '/';
-                        } else
-                                pfd = fs_open_in_root(rootfd, "/", O_PATH | O_DIRECTORY, 0);
+                        _cleanup_free_ char *parent = slash ? strndup(buf, (size_t) (slash - buf)) : strdup("");
+                        if (!parent)
+                                return -ENOMEM;
+                        _cleanup_close_ int pfd = fs_open_in_root(rootfd, *parent ? parent : "/", O_PATH | O_DIRECTORY, 0);
                         if (pfd < 0)
                                 return pfd;
-                        if (mkdirat(pfd, name, mode) < 0 && errno != EEXIST)
-                                return -errno;
+                        if (mkdirat(pfd, name, mode) < 0) {
+                                if (errno != EEXIST)
+                                        return -errno;
+                                _cleanup_free_ char *next = NULL, *rest = NULL;
+                                buf[i] = saved;
+                                rest = strdup(buf + i);
+                                buf[i] = '\0';
+                                if (!rest)
+                                        return -ENOMEM;
+                                int r = follow_link(pfd, name, parent, rest, &next);
+                                if (r == 0)
+                                        return mkdir_in_root(rootfd, next, mode, depth + 1);
+                        }
                         fd = fs_open_in_root(rootfd, buf, O_PATH | O_DIRECTORY, 0);
                 }
                 buf[i] = saved;
@@ -423,8 +456,15 @@ int fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode)
         return -EINVAL;
 }
 
-int fs_mkfile_in_root(int rootfd, const char *path, mode_t mode)
+int fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode)
 {
+        return mkdir_in_root(rootfd, path, mode, 0);
+}
+
+static int mkfile_in_root(int rootfd, const char *path, mode_t mode, int depth)
+{
+        if (depth > MAX_SYMLINKS)
+                return -ELOOP;
         int fd = fs_open_in_root(rootfd, path, O_PATH, 0);
         if (fd != -ENOENT)
                 return fd;
@@ -441,9 +481,21 @@ int fs_mkfile_in_root(int rootfd, const char *path, mode_t mode)
         if (dfd < 0)
                 return -errno;
         fd = openat(dfd, base, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0 && errno == ELOOP) {
+                /* a dangling symlink: create its target, inside the root */
+                _cleanup_free_ char *next = NULL;
+                if ((r = follow_link(dfd, base, dir, "", &next)) < 0)
+                        return r == -EEXIST ? -ELOOP : r;
+                return mkfile_in_root(rootfd, next, mode, depth + 1);
+        }
         if (fd < 0 && errno != EEXIST)
                 return -errno;
         if (fd >= 0)
                 close(fd);
         return fs_open_in_root(rootfd, path, O_PATH, 0);
+}
+
+int fs_mkfile_in_root(int rootfd, const char *path, mode_t mode)
+{
+        return mkfile_in_root(rootfd, path, mode, 0);
 }

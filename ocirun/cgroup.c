@@ -337,12 +337,14 @@ pid_t cgroup_prewarm(void)
         _exit(0);
 }
 
-int cgroup_enter(const struct cgroup *cg, pid_t pid, struct berr *e)
+int cgroup_paths_enter(json_t *paths, pid_t pid, struct berr *e)
 {
         char buf[32];
+        const char *key;
+        json_t *v;
         snprintf(buf, sizeof(buf), "%d", (int) pid);
-        for (size_t i = 0; i < cg->n; i++) {
-                int r = cgroup_write(cg->h[i].dir, "cgroup.procs", buf, e);
+        json_object_foreach(paths, key, v) {
+                int r = json_string_value(v) ? cgroup_write(json_string_value(v), "cgroup.procs", buf, e) : 0;
                 if (r < 0)
                         return r;
         }
@@ -442,4 +444,90 @@ bool cgroup_paths_frozen(json_t *paths)
                         return true;
         }
         return false;
+}
+
+static bool paths_hybrid(json_t *paths)
+{
+        return json_object_size(paths) > (json_object_get(paths, "cgroup2") ? 1u : 0u);
+}
+
+int cgroup_paths_apply(json_t *paths, const struct spec_resources *r, struct berr *e)
+{
+        const char *key;
+        json_t *v;
+        bool v1 = paths_hybrid(paths);
+        json_object_foreach(paths, key, v) {
+                bool v2 = strcmp(key, "cgroup2") == 0;
+                if (v2 && v1)
+                        continue;
+                struct cgroup_hierarchy h = { .key = (char *) key, .dir = (char *) json_string_value(v), .v2 = v2 };
+                if (!h.dir)
+                        continue;
+                int ret = (v2 ? &cgroup_v2_ops : &cgroup_v1_ops)->apply(&h, r, e);
+                if (ret < 0)
+                        return ret;
+        }
+        return 0;
+}
+
+int cgroup_paths_freeze(json_t *paths, bool freeze, struct berr *e)
+{
+        const char *key;
+        json_t *v;
+        json_object_foreach(paths, key, v) {
+                const char *dir = json_string_value(v);
+                bool v2 = strcmp(key, "cgroup2") == 0;
+                if (!dir || (v2 ? paths_hybrid(paths) : !strstr(key, "freezer")))
+                        continue;
+                const char *file = v2 ? "cgroup.freeze" : "freezer.state";
+                const char *want = v2 ? (freeze ? "1" : "0") : (freeze ? "FROZEN" : "THAWED");
+                int r = cgroup_write(dir, file, want, e);
+                if (r < 0)
+                        return r;
+                /* v1 passes through FREEZING; v2 reports "frozen 1" in cgroup.events */
+                for (int i = 0; i < 5000; i++) {
+                        _cleanup_free_ char *path = NULL, *data = NULL;
+                        if (asprintf(&path, "%s/%s", dir, v2 ? "cgroup.events" : "freezer.state") < 0)
+                                return -ENOMEM;
+                        if (fs_read_file(path, 4096, &data, NULL) < 0)
+                                break;
+                        bool done = v2 ? (strstr(data, freeze ? "frozen 1" : "frozen 0") != NULL)
+                                       : strncmp(data, want, strlen(want)) == 0;
+                        if (done)
+                                return 0;
+                        nanosleep(&(struct timespec) { .tv_nsec = 1000 * 1000 }, NULL);
+                }
+                return berr_setx(e, ETIMEDOUT, "the cgroup \"%s\" did not become %s", dir, freeze ? "frozen" : "thawed");
+        }
+        return berr_setx(e, ENODEV, "no freezer cgroup for this container");
+}
+
+int cgroup_paths_pids(json_t *paths, pid_t **ret, size_t *ret_n)
+{
+        const char *key;
+        json_t *v;
+        json_object_foreach(paths, key, v) {
+                _cleanup_free_ char *path = NULL;
+                if (!json_string_value(v) || asprintf(&path, "%s/cgroup.procs", json_string_value(v)) < 0)
+                        continue;
+                _cleanup_fclose_ FILE *f = fopen(path, "re");
+                if (!f)
+                        continue;
+                pid_t *pids = NULL;
+                size_t n = 0;
+                int pid;
+                while (fscanf(f, "%d", &pid) == 1) {
+                        pid_t *np = realloc(pids, (n + 1) * sizeof(pid_t));
+                        if (!np) {
+                                free(pids);
+                                return -ENOMEM;
+                        }
+                        pids = np;
+                        pids[n++] = pid;
+                }
+                *ret = pids;
+                *ret_n = n;
+                return 0;
+        }
+        return -ENOENT;
 }

@@ -43,7 +43,6 @@ extern const struct cgroup_ops cgroup_v2_ops;
  * empty meaning the container id) and writes the limits. On failure
  * nothing created is left behind. */
 int cgroup_create(const struct spec *s, const char *id, struct cgroup **ret, struct berr *e);
-int cgroup_enter(const struct cgroup *cg, pid_t pid, struct berr *e);
 /* hierarchy key → directory, for the state file. */
 json_t *cgroup_to_json(const struct cgroup *cg);
 void cgroup_free(struct cgroup *cg);
@@ -55,6 +54,15 @@ void cgroup_free(struct cgroup *cg);
 pid_t cgroup_prewarm(void);
 
 /* Operations on a saved map. */
+int cgroup_paths_enter(json_t *paths, pid_t pid, struct berr *e);
+/* Writes new limits (update). */
+int cgroup_paths_apply(json_t *paths, const struct spec_resources *r, struct berr *e);
+/* Freezes or thaws every process (pause / resume), waiting until done. */
+int cgroup_paths_freeze(json_t *paths, bool freeze, struct berr *e);
+/* The pids in the container's cgroup. */
+int cgroup_paths_pids(json_t *paths, pid_t **ret, size_t *ret_n);
+/* runc-shaped statistics ("cpu", "memory", "pids", "blkio", ...). */
+json_t *cgroup_paths_stats(json_t *paths);
 int cgroup_paths_destroy(json_t *paths);
 int cgroup_paths_kill(json_t *paths, int sig);
 bool cgroup_paths_frozen(json_t *paths);

@@ -29,6 +29,14 @@ int cmd_state(const struct global_opts *g, int argc, char **argv);
 int cmd_kill(const struct global_opts *g, int argc, char **argv);
 int cmd_delete(const struct global_opts *g, int argc, char **argv);
 int cmd_list(const struct global_opts *g, int argc, char **argv);
+int cmd_exec(const struct global_opts *g, int argc, char **argv);
+int cmd_pause(const struct global_opts *g, int argc, char **argv);
+int cmd_resume(const struct global_opts *g, int argc, char **argv);
+int cmd_ps(const struct global_opts *g, int argc, char **argv);
+int cmd_update(const struct global_opts *g, int argc, char **argv);
+int cmd_events(const struct global_opts *g, int argc, char **argv);
+int cmd_checkpoint(const struct global_opts *g, int argc, char **argv);
+int cmd_features(const struct global_opts *g, int argc, char **argv);
 
 /* Prints the error (one line) and returns the exit code for it. */
 int cli_fail(const struct berr *e);

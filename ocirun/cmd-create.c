@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "console.h"
 #include "container.h"
 #include "log.h"
 
@@ -88,12 +89,13 @@ int cmd_create(const struct global_opts *g, int argc, char **argv)
         struct berr e = { 0 };
         sigset_t saved;
         pid_t pid;
+        int master = -1;
         bool detach = false;
 
         int r = parse_create("create", argc, argv, g, &o, &detach);
         if (r)
                 return r < 0 ? 0 : r;
-        if (container_create(&o, &pid, &saved, &e) < 0)
+        if (container_create(&o, &pid, &saved, &master, &e) < 0)
                 return cli_fail(&e);
         sigprocmask(SIG_SETMASK, &saved, NULL);
         return 0;
@@ -109,55 +111,23 @@ int cmd_start(const struct global_opts *g, int argc, char **argv)
         return 0;
 }
 
-static int exit_code(int status)
-{
-        if (WIFEXITED(status))
-                return WEXITSTATUS(status);
-        if (WIFSIGNALED(status))
-                return 128 + WTERMSIG(status);
-        return 255;
-}
-
-/* Forwards signals to the container's init until it exits; reaps any
- * other child handed to us as subreaper. Returns its exit code. */
-static int forward_until_exit(pid_t pid)
-{
-        sigset_t all;
-        sigfillset(&all);
-        for (;;) {
-                int status;
-                pid_t w;
-                while ((w = waitpid(-1, &status, WNOHANG)) > 0)
-                        if (w == pid)
-                                return exit_code(status);
-                if (w < 0 && errno == ECHILD)
-                        return 255;
-
-                siginfo_t si;
-                int sig = sigwaitinfo(&all, &si);
-                if (sig < 0)
-                        continue;
-                if (sig == SIGCHLD || sig == SIGWINCH || sig == SIGURG)
-                        continue;
-                if (kill(pid, sig) < 0 && errno != ESRCH)
-                        log_warn("cannot forward signal %d to %d: %s", sig, (int) pid, strerror(errno));
-        }
-}
-
 int cmd_run(const struct global_opts *g, int argc, char **argv)
 {
         struct create_opts o;
         struct berr e = { 0 };
         sigset_t saved;
         pid_t pid;
+        _cleanup_close_ int master = -1;
         bool detach = false;
 
         int r = parse_create("run", argc, argv, g, &o, &detach);
         if (r)
                 return r < 0 ? 0 : r;
-        if (!detach)
+        if (!detach) {
                 prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-        if (container_create(&o, &pid, &saved, &e) < 0)
+                o.console_to_caller = !o.console_socket;
+        }
+        if (container_create(&o, &pid, &saved, &master, &e) < 0)
                 return cli_fail(&e);
 
         if (container_start(o.root, o.id, &e) < 0) {
@@ -171,7 +141,7 @@ int cmd_run(const struct global_opts *g, int argc, char **argv)
                 return 0;
         }
 
-        int code = forward_until_exit(pid);
+        int code = wait_foreground(pid, master);
         _cleanup_(state_freep) struct container_state *st = NULL;
         if (state_load(o.root, o.id, &st, &e) == 0)
                 container_destroy(o.root, st);

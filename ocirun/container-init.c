@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "console.h"
 #include "container.h"
 #include "log.h"
 #include "mount-rootfs.h"
@@ -31,53 +32,29 @@ _Noreturn static void fail(struct init_ctx *c, struct berr *e)
         struct sync_msg m = { .type = SYNC_ERROR, .err = e->err };
         snprintf(m.msg, sizeof(m.msg), "%s", e->msg);
         send(c->sync_fd, &m, sizeof(m), MSG_NOSIGNAL);
+        /* Wait for the parent to read it and kill us: exiting with its GO
+         * still unread would reset the socket and lose the message. */
+        char drain[sizeof(struct sync_msg)];
+        while (recv(c->sync_fd, drain, sizeof(drain), 0) > 0 || errno == EINTR)
+                ;
         _exit(1);
 }
 
-static void send_fd(int sock, int fd)
+/* process.terminal: the master goes to --console-socket, or to ocirun
+ * itself (run -t in the foreground). */
+static int setup_terminal(struct init_ctx *c, struct berr *e)
 {
-        char dummy = 0;
-        struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
-        union {
-                char buf[CMSG_SPACE(sizeof(int))];
-                struct cmsghdr align;
-        } u;
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-        sendmsg(sock, &mh, MSG_NOSIGNAL);
-}
-
-/* process.terminal: a pty from the container's own devpts; the master goes
- * to whoever listens on --console-socket, the slave becomes our stdio and
- * controlling terminal. */
-static int setup_console(struct init_ctx *c, struct berr *e)
-{
-        int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (master < 0)
-                return berr_set(e, errno, "cannot open /dev/ptmx in the container");
-        if (unlockpt(master) < 0) {
-                close(master);
-                return berr_set(e, errno, "cannot unlock the pty");
+        int master, r;
+        if ((r = console_setup(&master, e)) < 0)
+                return r;
+        if (c->console_fd >= 0)
+                r = fd_send(c->console_fd, master, "/dev/ptmx", 9);
+        else {
+                struct sync_msg m = { .type = SYNC_CONSOLE };
+                r = fd_send(c->sync_fd, master, &m, offsetof(struct sync_msg, msg));
         }
-        int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
-        if (slave < 0) {
-                close(master);
-                return berr_set(e, errno, "cannot open the pty slave");
-        }
-        send_fd(c->console_fd, master);
         close(master);
-        for (int fd = 0; fd < 3; fd++)
-                if (dup2(slave, fd) < 0)
-                        return berr_set(e, errno, "cannot attach the pty to fd %d", fd);
-        if (ioctl(0, TIOCSCTTY, 0) < 0)
-                return berr_set(e, errno, "cannot make the pty the controlling terminal");
-        if (slave > 2)
-                close(slave);
-        return 0;
+        return r < 0 ? berr_set(e, r, "cannot hand over the pty master") : 0;
 }
 
 static void wait_for_go(struct init_ctx *c)
@@ -93,32 +70,14 @@ static void wait_for_go(struct init_ctx *c)
         }
 }
 
-_Noreturn void container_init(struct init_ctx *c)
+/* create: new namespaces, hostname, the rootfs. Sets *joined when it had
+ * to wait for the cgroups first (for a new cgroup namespace). */
+static void setup_container(struct init_ctx *c, bool *joined)
 {
         const struct spec *s = c->spec;
-        struct berr e = { 0 };
-        _cleanup_free_ char *prog = NULL;
-        int r;
-
-        /* Die with ocirun while being set up; cleared once ready. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        /* Nothing ocirun holds open may reach the container: everything
-         * past stdio and the preserved fds is closed at exec. */
-        syscall(SYS_close_range, 3 + c->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
-
-        /* The parent moves us into our cgroups meanwhile. On cgroup v1 the
-         * first migration waits for an RCU grace period (several ms), so
-         * setup runs in parallel and we wait for GO only where it matters:
-         * before unsharing the cgroup namespace (its root is the cgroup we
-         * are in), or else before the limits must hold (rlimits, exec). */
         const struct spec_namespace *cgns = spec_namespace(s, CLONE_NEWCGROUP);
-        bool joined = false;
-
-        for (size_t i = 0; i < c->n_ns_fds; i++)
-                if (setns(c->ns_fds[i], c->ns_flags[i]) < 0) {
-                        berr_set(&e, errno, "cannot join namespace (type 0x%x)", c->ns_flags[i]);
-                        fail(c, &e);
-                }
+        struct berr e = { 0 };
+        int r;
 
         int unshare_flags = 0;
         static const int kinds[] = { CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS };
@@ -133,7 +92,7 @@ _Noreturn void container_init(struct init_ctx *c)
         }
         if (cgns && !cgns->path) {
                 wait_for_go(c);
-                joined = true;
+                *joined = true;
                 if (unshare(CLONE_NEWCGROUP) < 0) {
                         berr_set(&e, errno, "cannot create the cgroup namespace");
                         fail(c, &e);
@@ -174,14 +133,55 @@ _Noreturn void container_init(struct init_ctx *c)
         if ((r = rootfs_setup(&ro, &e)) < 0)
                 fail(c, &e);
 
+}
+
+_Noreturn void container_init(struct init_ctx *c)
+{
+        const struct spec_process *p = c->process;
+        struct berr e = { 0 };
+        _cleanup_free_ char *prog = NULL;
+        int r;
+
+        /* Die with ocirun while being set up; cleared once ready. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        /* Nothing ocirun holds open may reach the container: everything
+         * past stdio and the preserved fds is closed at exec. */
+        syscall(SYS_close_range, 3 + c->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
+
+        /* The parent moves us into our cgroups meanwhile. On cgroup v1 the
+         * first migration waits for an RCU grace period (several ms), so
+         * setup runs in parallel and we wait for GO only where it matters:
+         * before unsharing the cgroup namespace (its root is the cgroup we
+         * are in), or else before the limits must hold (rlimits, exec). */
+        bool joined = false;
+
+        for (size_t i = 0; i < c->n_ns_fds; i++)
+                if (setns(c->ns_fds[i], c->ns_flags[i]) < 0) {
+                        berr_set(&e, errno, "cannot join namespace (type 0x%x)", c->ns_flags[i]);
+                        fail(c, &e);
+                }
+
+        if (c->exec) {
+                if (setsid() < 0) {
+                        berr_set(&e, errno, "setsid");
+                        fail(c, &e);
+                }
+        } else
+                setup_container(c, &joined);
+
         if (!joined)
                 wait_for_go(c);
-        if (s->process.terminal && (r = setup_console(c, &e)) < 0)
+        if (p->terminal && (r = setup_terminal(c, &e)) < 0)
                 fail(c, &e);
-        if ((r = process_set_rlimits(&s->process, &e)) < 0 || (r = process_set_identity(&s->process, &e)) < 0 ||
-            (r = process_set_finish(&s->process, &e)) < 0 || (r = process_find_program(&s->process, &prog, &e)) < 0)
+        /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load
+         * it before the capabilities go (as runc does); with it, as late as
+         * possible, just before exec. */
+        if (c->seccomp && !p->no_new_privileges && seccomp_filter_load(c->seccomp, &e) < 0)
                 fail(c, &e);
-        char **env = process_env(&s->process);
+        if ((r = process_set_rlimits(p, &e)) < 0 || (r = process_set_identity(p, &e)) < 0 ||
+            (r = process_set_finish(p, &e)) < 0 || (r = process_find_program(p, &prog, &e)) < 0)
+                fail(c, &e);
+        char **env = process_env(p);
         if (!env) {
                 berr_setx(&e, ENOMEM, "out of memory");
                 fail(c, &e);
@@ -193,18 +193,20 @@ _Noreturn void container_init(struct init_ctx *c)
                 _exit(1);
         close(c->sync_fd);
 
-        /* Block here until `start` opens the fifo for reading. */
-        int ffd;
-        do
-                ffd = openat(c->state_dir_fd, STATE_FIFO, O_WRONLY | O_CLOEXEC);
-        while (ffd < 0 && errno == EINTR);
-        if (ffd < 0) {
-                dprintf(STDERR_FILENO, "ocirun: cannot open exec.fifo: %s\n", strerror(errno));
-                _exit(127);
+        /* create: block here until `start` opens the fifo for reading */
+        if (!c->exec) {
+                int ffd;
+                do
+                        ffd = openat(c->state_dir_fd, STATE_FIFO, O_WRONLY | O_CLOEXEC);
+                while (ffd < 0 && errno == EINTR);
+                if (ffd < 0) {
+                        dprintf(STDERR_FILENO, "ocirun: cannot open exec.fifo: %s\n", strerror(errno));
+                        _exit(127);
+                }
+                if (write(ffd, "0", 1) != 1)
+                        _exit(127);
+                close(ffd);
         }
-        if (write(ffd, "0", 1) != 1)
-                _exit(127);
-        close(ffd);
 
         /* Back to a clean signal state for the program. */
         for (int sig = 1; sig < NSIG; sig++)
@@ -213,7 +215,11 @@ _Noreturn void container_init(struct init_ctx *c)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
 
-        execve(prog, s->process.args, env);
+        if (c->seccomp && p->no_new_privileges && seccomp_filter_load(c->seccomp, &e) < 0) {
+                dprintf(STDERR_FILENO, "ocirun: %s\n", e.msg);
+                _exit(127);
+        }
+        execve(prog, p->args, env);
         dprintf(STDERR_FILENO, "ocirun: exec \"%s\": %s\n", prog, strerror(errno));
         _exit(127);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "console.h"
 #include "cleanup.h"
 #include "fs-util.h"
 #include "log.h"
@@ -79,7 +80,7 @@ static int resolve_dir(const char *path, const char *what, char **ret, struct be
         return *ret ? 0 : -ENOMEM;
 }
 
-static int connect_console(const char *path, struct berr *e)
+int console_socket_connect(const char *path, struct berr *e)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         if (strlen(path) >= sizeof(sa.sun_path))
@@ -128,23 +129,28 @@ static int open_namespaces(const struct spec *s, struct init_ctx *c, int *ret_pi
         return 0;
 }
 
-static int recv_sync(int fd, struct sync_msg *m)
+/* Receives one sync message; an fd passed along with it lands in *ret_fd
+ * (closed by the caller) when ret_fd is given. */
+static int recv_sync(int fd, struct sync_msg *m, int *ret_fd)
 {
-        for (;;) {
-                ssize_t n = recv(fd, m, sizeof(*m), 0);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return -EPIPE;
-                if ((size_t) n < offsetof(struct sync_msg, msg))
-                        return -EBADMSG;
-                if ((size_t) n < sizeof(*m))
-                        m->msg[(size_t) n - offsetof(struct sync_msg, msg)] = '\0';
-                m->msg[sizeof(m->msg) - 1] = '\0';
-                return 0;
+        int passed = -1;
+        int n = fd_recv(fd, m, sizeof(*m), &passed);
+        if (passed >= 0) {
+                if (ret_fd && *ret_fd < 0)
+                        *ret_fd = passed;
+                else
+                        close(passed);
         }
+        if (n < 0)
+                return n;
+        if (n == 0)
+                return -EPIPE;
+        if ((size_t) n < offsetof(struct sync_msg, msg))
+                return -EBADMSG;
+        if ((size_t) n < sizeof(*m))
+                m->msg[(size_t) n - offsetof(struct sync_msg, msg)] = '\0';
+        m->msg[sizeof(m->msg) - 1] = '\0';
+        return 0;
 }
 
 static void kill_and_reap(pid_t pid)
@@ -157,11 +163,11 @@ static void kill_and_reap(pid_t pid)
 /* Parent half of the handshake: put the child in its cgroups (while it
  * sets itself up), let it go on, save what we know, and wait for it to be
  * ready (or to report why it is not). */
-static int handshake(pid_t pid, int sync_fd, const struct cgroup *cg, int (*save)(void *), void *userdata,
-                     struct berr *e)
+int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *), void *userdata,
+                     int *ret_master, struct berr *e)
 {
         struct sync_msg m = { .type = SYNC_GO };
-        int r = cgroup_enter(cg, pid, e);
+        int r = cgroup_paths_enter(cgroup_paths, pid, e);
         if (r >= 0 && send(sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
                 r = berr_set(e, errno, "cannot signal the container process");
         if (r >= 0)
@@ -176,7 +182,9 @@ static int handshake(pid_t pid, int sync_fd, const struct cgroup *cg, int (*save
                 }
                 return r;
         }
-        r = recv_sync(sync_fd, &m);
+        do
+                r = recv_sync(sync_fd, &m, ret_master);
+        while (r == 0 && m.type == SYNC_CONSOLE);
         if (r == -EPIPE) {
                 int status = 0;
                 if (waitpid(pid, &status, WNOHANG) == pid && WIFSIGNALED(status))
@@ -217,16 +225,23 @@ static int save_state(void *userdata)
                 return -ENOMEM;
         if ((r = state_save(sc->o->root, st)) < 0)
                 return berr_set(sc->e, r, "cannot write the state of container \"%s\"", sc->o->id);
-        if (sc->o->pid_file) {
-                char buf[32];
-                int n = snprintf(buf, sizeof(buf), "%d", (int) sc->pid);
-                if ((r = fs_write_atomic_ex(sc->o->pid_file, buf, (size_t) n, 0644, 0)) < 0)
-                        return berr_set(sc->e, r, "cannot write pid file \"%s\"", sc->o->pid_file);
-        }
-        return 0;
+        struct pid_file_ctx pf = { .path = sc->o->pid_file, .pid = sc->pid, .e = sc->e };
+        return write_pid_file(&pf);
 }
 
-int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, struct berr *e)
+int write_pid_file(void *userdata)
+{
+        struct pid_file_ctx *pf = userdata;
+        char buf[32];
+        if (!pf->path)
+                return 0;
+        int n = snprintf(buf, sizeof(buf), "%d", (int) pf->pid);
+        int r = fs_write_atomic_ex(pf->path, buf, (size_t) n, 0644, 0);
+        return r < 0 ? berr_set(pf->e, r, "cannot write pid file \"%s\"", pf->path) : 0;
+}
+
+int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, int *ret_master,
+                     struct berr *e)
 {
         _cleanup_free_ char *bundle = NULL, *rootfs_in = NULL, *rootfs = NULL, *sdir = NULL, *fifo = NULL;
         struct spec *spec = NULL;
@@ -254,7 +269,8 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         }
         if ((r = resolve_dir(rootfs_in, "rootfs", &rootfs, e)) < 0)
                 goto fail;
-        if (spec->process.terminal && !o->console_socket) {
+        *ret_master = -1;
+        if (spec->process.terminal && !o->console_socket && !o->console_to_caller) {
                 r = berr_setx(e, EINVAL,
                               "process.terminal is true but no --console-socket was given "
                               "(set terminal to false, or pass a console socket)");
@@ -276,12 +292,14 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                 goto fail;
         }
 
+        if ((r = seccomp_filter_prepare(json_object_get(json_object_get(spec->doc, "linux"), "seccomp"), &c.seccomp, e)) < 0)
+                goto fail;
         if ((r = cgroup_create(spec, o->id, &cg, e)) < 0)
                 goto fail;
         c.cgroup_paths = cgroup_to_json(cg);
         if ((r = open_namespaces(spec, &c, &pidns_fd, e)) < 0)
                 goto fail;
-        if (o->console_socket && (c.console_fd = connect_console(o->console_socket, e)) < 0) {
+        if (o->console_socket && (c.console_fd = console_socket_connect(o->console_socket, e)) < 0) {
                 r = c.console_fd;
                 goto fail;
         }
@@ -291,6 +309,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         }
 
         c.spec = spec;
+        c.process = &spec->process;
         c.id = o->id;
         c.bundle = bundle;
         c.rootfs = rootfs;
@@ -331,13 +350,17 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                 .o = o, .spec = spec, .bundle = bundle, .rootfs = rootfs,
                 .cgroup_paths = c.cgroup_paths, .pid = pid, .e = e,
         };
-        if ((r = handshake(pid, sp[0], cg, save_state, &sc, e)) < 0)
+        if ((r = container_handshake(pid, sp[0], c.cgroup_paths, save_state, &sc, ret_master, e)) < 0)
                 goto fail;
         *ret_pid = pid;
         r = 0;
         goto out;
 
 fail:
+        if (*ret_master >= 0) {
+                close(*ret_master);
+                *ret_master = -1;
+        }
         if (pid > 0)
                 kill_and_reap(pid);
         if (c.cgroup_paths)
@@ -361,6 +384,7 @@ out:
         if (c.console_fd >= 0)
                 close(c.console_fd);
         json_decref(c.cgroup_paths);
+        seccomp_filter_free(c.seccomp);
         cgroup_free(cg);
         spec_free(spec);
         return r;

@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "spec.h"
+#include "seccomp.h"
 #include "state.h"
 
 struct create_opts {
@@ -21,11 +22,16 @@ struct create_opts {
         bool no_pivot;
         bool no_new_keyring;
         int preserve_fds;
+        /* process.terminal without a console socket: the pty master comes
+         * back to the caller (run -t in the foreground) */
+        bool console_to_caller;
 };
 
 /* What the child needs; filled by the parent before clone. */
 struct init_ctx {
         const struct spec *spec;
+        const struct spec_process *process;  /* what to exec */
+        bool exec;                /* `exec` into a running container: join, do not build */
         const char *id;
         const char *bundle;       /* absolute */
         const char *rootfs;       /* absolute */
@@ -39,12 +45,14 @@ struct init_ctx {
         bool no_pivot, no_new_keyring;
         int preserve_fds;
         sigset_t saved_mask;
+        struct seccomp_ctx *seccomp;  /* NULL: no filter */
 };
 
 enum sync_type {
         SYNC_GO = 1,   /* parent → child: cgroups joined, go on */
         SYNC_READY,    /* child → parent: set up, waiting on exec.fifo */
         SYNC_ERROR,    /* child → parent: failed, see err/msg */
+        SYNC_CONSOLE,  /* child → parent: the pty master, as SCM_RIGHTS */
 };
 
 struct sync_msg {
@@ -56,8 +64,43 @@ struct sync_msg {
 /* Creates the container; on success the init process (pid in *ret_pid) is
  * blocked before exec and the state is saved. Signals stay blocked in the
  * caller afterwards (so `run` can forward them); *ret_saved_mask has the
- * mask to restore. */
-int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, struct berr *e);
+ * mask to restore. *ret_master gets the pty master when console_to_caller
+ * was asked for and the process has a terminal, else -1. */
+int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, int *ret_master,
+                     struct berr *e);
+
+struct exec_opts {
+        const char *root;
+        const char *id;
+        const char *process_file;  /* --process: a process.json */
+        char **args;               /* or the command line */
+        bool tty, detach, no_new_privs, ignore_paused;
+        const char *pid_file, *console_socket, *cwd, *user, *apparmor;
+        char **env;                /* -e, added to the container's env */
+        char **caps;               /* --cap, added to every set */
+        uint32_t *additional_gids; /* -g */
+        size_t n_additional_gids;
+        int preserve_fds;
+};
+
+/* Starts a new process in a running container: its namespaces, cgroups,
+ * and (unless overridden) the container's process settings. Signals stay
+ * blocked in the caller (see container_create). */
+int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, int *ret_master,
+                   struct berr *e);
+
+/* Shared by create and exec: connect --console-socket; the parent half of
+ * the sync handshake (cgroups, GO, save(), then READY or the child's
+ * error); write a --pid-file. */
+int console_socket_connect(const char *path, struct berr *e);
+int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *), void *userdata,
+                        int *ret_master, struct berr *e);
+struct pid_file_ctx {
+        const char *path;  /* NULL: none */
+        pid_t pid;
+        struct berr *e;
+};
+int write_pid_file(void *userdata);
 
 /* Releases a created container's process to exec. */
 int container_start(const char *root, const char *id, struct berr *e);

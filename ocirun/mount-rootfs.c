@@ -53,6 +53,17 @@ static const struct {
         { "unbindable", MS_UNBINDABLE }, { "runbindable", MS_UNBINDABLE | MS_REC },
 };
 
+json_t *mount_option_names(void)
+{
+        json_t *a = json_array();
+        for (size_t i = 0; i < ARRAY_SIZE(flag_table); i++)
+                json_array_append_new(a, json_string(flag_table[i].name));
+        for (size_t i = 0; i < ARRAY_SIZE(propagation_table); i++)
+                json_array_append_new(a, json_string(propagation_table[i].name));
+        json_array_append_new(a, json_string("tmpcopyup"));
+        return a;
+}
+
 int mount_parse_options(char **options, unsigned long *ret_flags, unsigned long *ret_clear,
                         unsigned long *ret_propagation, char **ret_data, struct berr *e)
 {

@@ -24,3 +24,6 @@ int rootfs_setup(const struct rootfs_opts *o, struct berr *e);
 /* Parses mount options into flags, propagation flags and the data string. */
 int mount_parse_options(char **options, unsigned long *ret_flags, unsigned long *ret_clear,
                         unsigned long *ret_propagation, char **ret_data, struct berr *e);
+
+/* Every mount option ocirun understands (for `features`). */
+json_t *mount_option_names(void);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -23,6 +24,16 @@ static const char *const cap_names[] = {
         "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
         "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
 };
+
+const char *spec_cap_name(int cap)
+{
+        static char buf[ARRAY_SIZE(cap_names)][32];
+        if (cap < 0 || (size_t) cap >= ARRAY_SIZE(cap_names))
+                return NULL;
+        if (!buf[cap][0])
+                snprintf(buf[cap], sizeof(buf[cap]), "CAP_%s", cap_names[cap]);
+        return buf[cap];
+}
 
 int spec_cap_from_name(const char *name)
 {
@@ -57,14 +68,20 @@ static const struct {
         { "cgroup", CLONE_NEWCGROUP }, { "time", CLONE_NEWTIME },
 };
 
+void spec_process_clear(struct spec_process *p)
+{
+        strv_free(p->args);
+        strv_free(p->env);
+        free(p->additional_gids);
+        free(p->rlimits);
+        *p = (struct spec_process) { 0 };
+}
+
 void spec_free(struct spec *s)
 {
         if (!s)
                 return;
-        strv_free(s->process.args);
-        strv_free(s->process.env);
-        free(s->process.additional_gids);
-        free(s->process.rlimits);
+        spec_process_clear(&s->process);
         for (size_t i = 0; i < s->n_mounts; i++)
                 strv_free(s->mounts[i].options);
         free(s->mounts);
@@ -108,9 +125,8 @@ static int parse_cap_set(json_t *caps, const char *key, uint64_t *ret, struct be
         return 0;
 }
 
-static int parse_process(struct spec *s, json_t *proc, struct berr *e)
+int spec_process_parse(json_t *proc, struct spec_process *p, struct berr *e)
 {
-        struct spec_process *p = &s->process;
         json_t *user = NULL, *caps = NULL, *rl = NULL, *gids = NULL;
         int r;
 
@@ -260,9 +276,8 @@ static int parse_idmaps(json_t *arr, const char *key, struct spec_idmap **ret, s
         return 0;
 }
 
-static int parse_resources(struct spec *s, json_t *res, struct berr *e)
+int spec_resources_parse(json_t *res, struct spec_resources *rs, struct berr *e)
 {
-        struct spec_resources *rs = &s->resources;
         json_t *mem = NULL, *pids = NULL, *cpu = NULL;
         int r;
 
@@ -400,7 +415,7 @@ static int parse_linux(struct spec *s, json_t *lx, struct berr *e)
                 return r;
         if (devs && (r = parse_devices(s, devs, e)) < 0)
                 return r;
-        if (res && (r = parse_resources(s, res, e)) < 0)
+        if (res && (r = spec_resources_parse(res, &s->resources, e)) < 0)
                 return r;
         if (s->sysctl) {
                 const char *k;
@@ -485,7 +500,7 @@ int spec_parse(json_t *doc, struct spec **ret, struct berr *e)
                 r = berr_setx(e, EINVAL, "linux is required on Linux");
                 goto fail;
         }
-        if ((r = parse_process(s, proc, e)) < 0)
+        if ((r = spec_process_parse(proc, &s->process, e)) < 0)
                 goto fail;
         if (mounts && (r = parse_mounts(s, mounts, e)) < 0)
                 goto fail;

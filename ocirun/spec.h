@@ -107,6 +107,14 @@ int spec_load(const char *bundle, struct spec **ret, struct berr *e);
 int spec_parse(json_t *doc, struct spec **ret, struct berr *e);
 void spec_free(struct spec *s);
 
+/* A process object (config.json's "process", or `exec --process FILE`).
+ * String fields point into proc, which must outlive p. */
+int spec_process_parse(json_t *proc, struct spec_process *p, struct berr *e);
+void spec_process_clear(struct spec_process *p);
+
+/* linux.resources (or `update --resources FILE`). Strings point into res. */
+int spec_resources_parse(json_t *res, struct spec_resources *r, struct berr *e);
+
 /* The namespace entry of the given CLONE_NEW* flag, or NULL. */
 const struct spec_namespace *spec_namespace(const struct spec *s, int flag);
 
@@ -115,3 +123,5 @@ json_t *spec_default(bool rootless);
 
 /* Capability name ("CAP_KILL" or "KILL") → number, -1 if unknown. */
 int spec_cap_from_name(const char *name);
+/* "CAP_CHOWN" for 0, ...; NULL past the last one ocirun knows. */
+const char *spec_cap_name(int cap);

@@ -1,0 +1,453 @@
+/* linux.seccomp → a libseccomp filter.
+ *
+ * Everything is parsed and the whole filter is built in the parent, before
+ * the container's process exists, so that a bad profile fails `create` with
+ * a message naming the field and nothing to clean up in the container. The
+ * child only calls seccomp_load(). libseccomp opens no file descriptors for
+ * any of this (it would only for SCMP_ACT_NOTIFY, which is refused). */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <seccomp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "seccomp.h"
+
+/* Syscalls take at most six arguments. */
+#define SECCOMP_MAX_ARGS 6
+/* Above this many entries a binary-tree filter is faster (runc's threshold;
+ * libseccomp <= 2.5.4 misbehaves with the tree and no rules at all). */
+#define SECCOMP_TREE_THRESHOLD 32
+#define SECCOMP_ERRNO_MAX 0xffff
+
+struct seccomp_ctx {
+        scmp_filter_ctx filter;
+};
+
+struct action_name {
+        const char *name;
+        uint32_t action;   /* errno / trace data left 0 */
+        bool takes_errno;  /* the only actions errnoRet may go with */
+};
+
+static const struct action_name actions[] = {
+        { "SCMP_ACT_KILL", SCMP_ACT_KILL_THREAD, false },
+        { "SCMP_ACT_KILL_THREAD", SCMP_ACT_KILL_THREAD, false },
+        { "SCMP_ACT_KILL_PROCESS", SCMP_ACT_KILL_PROCESS, false },
+        { "SCMP_ACT_TRAP", SCMP_ACT_TRAP, false },
+        { "SCMP_ACT_ERRNO", SCMP_ACT_ERRNO(0), true },
+        { "SCMP_ACT_TRACE", SCMP_ACT_TRACE(0), true },
+        { "SCMP_ACT_ALLOW", SCMP_ACT_ALLOW, false },
+        { "SCMP_ACT_LOG", SCMP_ACT_LOG, false },
+        { "SCMP_ACT_NOTIFY", SCMP_ACT_NOTIFY, false },
+};
+
+static const struct {
+        const char *name;
+        enum scmp_compare op;
+} operators[] = {
+        { "SCMP_CMP_NE", SCMP_CMP_NE },
+        { "SCMP_CMP_LT", SCMP_CMP_LT },
+        { "SCMP_CMP_LE", SCMP_CMP_LE },
+        { "SCMP_CMP_EQ", SCMP_CMP_EQ },
+        { "SCMP_CMP_GE", SCMP_CMP_GE },
+        { "SCMP_CMP_GT", SCMP_CMP_GT },
+        { "SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ },
+};
+
+/* A member that is absent or JSON null counts as not set, as in json-util. */
+static json_t *member(const json_t *o, const char *key)
+{
+        json_t *v = json_object_get(o, key);
+        return json_is_null(v) ? NULL : v;
+}
+
+static int get_required_string(const json_t *o, const char *where, const char *key, const char **ret,
+                               struct berr *e)
+{
+        json_t *v = member(o, key);
+        if (!v)
+                return berr_setx(e, EINVAL, "%s.%s is required", where, key);
+        if (!json_is_string(v))
+                return berr_setx(e, EINVAL, "%s.%s must be a string", where, key);
+        *ret = json_string_value(v);
+        return 0;
+}
+
+/* Integer in [0, max]; *ret_set tells whether the member was there. */
+static int get_uint(const json_t *o, const char *where, const char *key, uint64_t max, uint64_t *ret,
+                    bool *ret_set, struct berr *e)
+{
+        json_t *v = member(o, key);
+        *ret_set = v != NULL;
+        if (!v)
+                return 0;
+        /* jansson holds integers as signed 64 bits: values above INT64_MAX
+         * already fail when config.json is parsed. */
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t) json_integer_value(v) > max)
+                return berr_setx(e, EINVAL, "%s.%s must be an integer from 0 to %" PRIu64, where, key, max);
+        *ret = (uint64_t) json_integer_value(v);
+        return 0;
+}
+
+/* <action_key> (required) and <errno_key> (optional) → a libseccomp action. */
+static int parse_action(const json_t *o, const char *where, const char *action_key, const char *errno_key,
+                        uint32_t *ret, struct berr *e)
+{
+        const char *name = NULL;
+        uint64_t errno_ret = EPERM;
+        bool errno_set;
+        int r;
+
+        if ((r = get_required_string(o, where, action_key, &name, e)) < 0 ||
+            (r = get_uint(o, where, errno_key, SECCOMP_ERRNO_MAX, &errno_ret, &errno_set, e)) < 0)
+                return r;
+
+        const struct action_name *a = NULL;
+        for (size_t i = 0; i < ARRAY_SIZE(actions); i++)
+                if (strcmp(actions[i].name, name) == 0)
+                        a = &actions[i];
+        if (!a)
+                return berr_setx(e, EINVAL, "%s.%s \"%s\" is not an action", where, action_key, name);
+        if (a->action == SCMP_ACT_NOTIFY)
+                return berr_setx(e, EOPNOTSUPP,
+                                 "%s.%s: SCMP_ACT_NOTIFY (a seccomp listener) is not supported by ocirun", where,
+                                 action_key);
+        if (errno_set && !a->takes_errno)
+                return berr_setx(e, EINVAL, "%s.%s cannot be used with %s (only with SCMP_ACT_ERRNO and SCMP_ACT_TRACE)",
+                                 where, errno_key, name);
+        /* As runc: ERRNO and TRACE without a number return EPERM. */
+        *ret = a->takes_errno ? a->action | (uint32_t) errno_ret : a->action;
+        return 0;
+}
+
+static int add_architectures(scmp_filter_ctx f, const json_t *seccomp, struct berr *e)
+{
+        json_t *archs = member(seccomp, "architectures");
+        if (!archs)
+                return 0;
+        if (!json_is_array(archs))
+                return berr_setx(e, EINVAL, "linux.seccomp.architectures must be an array of strings");
+
+        size_t i;
+        json_t *v;
+        json_array_foreach(archs, i, v) {
+                if (!json_is_string(v))
+                        return berr_setx(e, EINVAL, "linux.seccomp.architectures must be an array of strings");
+                const char *name = json_string_value(v);
+                static const char prefix[] = "SCMP_ARCH_";
+                char lower[32];
+                size_t n = strlen(name);
+                uint32_t token = 0;
+                /* SCMP_ARCH_X86_64 → libseccomp's "x86_64". */
+                if (strncmp(name, prefix, sizeof(prefix) - 1) == 0 && n - (sizeof(prefix) - 1) < sizeof(lower)) {
+                        const char *s = name + sizeof(prefix) - 1;
+                        for (n = 0; s[n]; n++)
+                                lower[n] = (char) tolower((unsigned char) s[n]);
+                        lower[n] = '\0';
+                        token = strcmp(lower, "native") == 0 ? seccomp_arch_native() : seccomp_arch_resolve_name(lower);
+                }
+                if (token == 0)
+                        return berr_setx(e, EINVAL, "linux.seccomp.architectures[%zu] \"%s\" is not an architecture",
+                                         i, name);
+                int r = seccomp_arch_add(f, token);
+                if (r < 0 && r != -EEXIST)
+                        return berr_set(e, r, "linux.seccomp.architectures[%zu]: cannot add \"%s\"", i, name);
+        }
+        return 0;
+}
+
+static int set_flags(scmp_filter_ctx f, const json_t *seccomp, struct berr *e)
+{
+        static const struct {
+                const char *name;
+                enum scmp_filter_attr attr;
+        } flags[] = {
+                { "SECCOMP_FILTER_FLAG_TSYNC", SCMP_FLTATR_CTL_TSYNC },
+                { "SECCOMP_FILTER_FLAG_LOG", SCMP_FLTATR_CTL_LOG },
+                { "SECCOMP_FILTER_FLAG_SPEC_ALLOW", SCMP_FLTATR_CTL_SSB },
+        };
+        json_t *arr = member(seccomp, "flags");
+        if (!arr)
+                return 0;
+        if (!json_is_array(arr))
+                return berr_setx(e, EINVAL, "linux.seccomp.flags must be an array of strings");
+
+        size_t i;
+        json_t *v;
+        json_array_foreach(arr, i, v) {
+                if (!json_is_string(v))
+                        return berr_setx(e, EINVAL, "linux.seccomp.flags must be an array of strings");
+                const char *name = json_string_value(v);
+                size_t k;
+                for (k = 0; k < ARRAY_SIZE(flags); k++)
+                        if (strcmp(flags[k].name, name) == 0)
+                                break;
+                if (k == ARRAY_SIZE(flags)) {
+                        /* Known to the spec, but it only applies to a
+                         * listener, which ocirun does not support. */
+                        if (strcmp(name, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV") == 0)
+                                return berr_setx(e, EOPNOTSUPP, "linux.seccomp.flags[%zu]: %s is not supported by ocirun",
+                                                 i, name);
+                        return berr_setx(e, EINVAL, "linux.seccomp.flags[%zu] \"%s\" is not a seccomp flag", i, name);
+                }
+                int r = seccomp_attr_set(f, flags[k].attr, 1);
+                if (r == -EOPNOTSUPP || r == -EINVAL)
+                        return berr_setx(e, EOPNOTSUPP,
+                                         "linux.seccomp.flags[%zu]: %s is not supported by this kernel or libseccomp %u.%u.%u",
+                                         i, name, seccomp_version()->major, seccomp_version()->minor,
+                                         seccomp_version()->micro);
+                if (r < 0)
+                        return berr_set(e, r, "linux.seccomp.flags[%zu]: cannot set %s", i, name);
+        }
+        return 0;
+}
+
+static int parse_arg(const json_t *arg, const char *where, struct scmp_arg_cmp *ret, struct berr *e)
+{
+        uint64_t index = 0, value = 0, value2 = 0;
+        bool set;
+        const char *op = NULL;
+        int r;
+
+        if (!json_is_object(arg))
+                return berr_setx(e, EINVAL, "%s must be an object", where);
+        if ((r = get_uint(arg, where, "index", SECCOMP_MAX_ARGS - 1, &index, &set, e)) < 0)
+                return r;
+        if (!set)
+                return berr_setx(e, EINVAL, "%s.index is required", where);
+        if ((r = get_uint(arg, where, "value", INT64_MAX, &value, &set, e)) < 0)
+                return r;
+        if (!set)
+                return berr_setx(e, EINVAL, "%s.value is required", where);
+        if ((r = get_uint(arg, where, "valueTwo", INT64_MAX, &value2, &set, e)) < 0 ||
+            (r = get_required_string(arg, where, "op", &op, e)) < 0)
+                return r;
+
+        size_t k;
+        for (k = 0; k < ARRAY_SIZE(operators); k++)
+                if (strcmp(operators[k].name, op) == 0)
+                        break;
+        if (k == ARRAY_SIZE(operators))
+                return berr_setx(e, EINVAL, "%s.op \"%s\" is not an operator", where, op);
+        /* For SCMP_CMP_MASKED_EQ, value is the mask and valueTwo the datum
+         * (the spec's order is libseccomp's). */
+        *ret = (struct scmp_arg_cmp) {
+                .arg = (unsigned int) index,
+                .op = operators[k].op,
+                .datum_a = value,
+                .datum_b = value2,
+        };
+        return 0;
+}
+
+static int add_rule(scmp_filter_ctx f, uint32_t action, int nr, const char *name, const struct scmp_arg_cmp *conds,
+                    unsigned n, const char *where, struct berr *e)
+{
+        int r = seccomp_rule_add_array(f, action, nr, n, n ? conds : NULL);
+        if (r < 0)
+                return berr_set(e, r, "%s: cannot add the rule for syscall \"%s\"", where, name);
+        return 0;
+}
+
+static int add_syscall_entry(scmp_filter_ctx f, const json_t *entry, size_t idx, uint32_t default_action,
+                             struct berr *e)
+{
+        char where[64];
+        struct scmp_arg_cmp conds[SECCOMP_MAX_ARGS * 4];
+        unsigned n_conds = 0, per_index[SECCOMP_MAX_ARGS] = { 0 };
+        bool same_index = false;
+        uint32_t action;
+        int r = 0;
+
+        snprintf(where, sizeof(where), "linux.seccomp.syscalls[%zu]", idx);
+        if (!json_is_object(entry))
+                return berr_setx(e, EINVAL, "%s must be an object", where);
+
+        json_t *names = member(entry, "names");
+        if (!names)
+                return berr_setx(e, EINVAL, "%s.names is required", where);
+        if (!json_is_array(names) || json_array_size(names) == 0)
+                return berr_setx(e, EINVAL, "%s.names must be a non-empty array of strings", where);
+        size_t i;
+        json_t *v;
+        json_array_foreach(names, i, v)
+                if (!json_is_string(v) || !*json_string_value(v))
+                        return berr_setx(e, EINVAL, "%s.names must be a non-empty array of strings", where);
+
+        if ((r = parse_action(entry, where, "action", "errnoRet", &action, e)) < 0)
+                return r;
+
+        json_t *args = member(entry, "args");
+        if (args && !json_is_array(args))
+                return berr_setx(e, EINVAL, "%s.args must be an array", where);
+        if (json_array_size(args) > ARRAY_SIZE(conds))
+                return berr_setx(e, EINVAL, "%s.args has more than %zu conditions", where, ARRAY_SIZE(conds));
+        json_array_foreach(args, i, v) {
+                char awhere[96];
+                snprintf(awhere, sizeof(awhere), "%s.args[%zu]", where, i);
+                if ((r = parse_arg(v, awhere, &conds[n_conds], e)) < 0)
+                        return r;
+                if (++per_index[conds[n_conds].arg] > 1)
+                        same_index = true;
+                n_conds++;
+        }
+
+        /* libseccomp refuses rules that would do what the default does. */
+        if (action == default_action)
+                return 0;
+
+        json_array_foreach(names, i, v) {
+                const char *name = json_string_value(v);
+                int nr = seccomp_syscall_resolve_name(name);
+                if (nr == __NR_SCMP_ERROR) {
+                        /* As runc: a name this libseccomp does not know is
+                         * a syscall this kernel cannot have. */
+                        log_debug("seccomp: unknown syscall \"%s\" (%s) ignored", name, where);
+                        continue;
+                }
+                /* Conditions on different arguments are ANDed in one rule.
+                 * libseccomp cannot AND two conditions on the same
+                 * argument, so then, as runc does, each condition becomes a
+                 * rule of its own (ORed). */
+                if (!same_index)
+                        r = add_rule(f, action, nr, name, conds, n_conds, where, e);
+                else
+                        for (unsigned k = 0; k < n_conds && r >= 0; k++)
+                                r = add_rule(f, action, nr, name, &conds[k], 1, where, e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int build(scmp_filter_ctx *ret_filter, const json_t *seccomp, struct berr *e)
+{
+        uint32_t default_action;
+        int r;
+
+        if (!json_is_object(seccomp))
+                return berr_setx(e, EINVAL, "linux.seccomp must be an object");
+        if ((r = parse_action(seccomp, "linux.seccomp", "defaultAction", "defaultErrnoRet", &default_action, e)) < 0)
+                return r;
+
+        json_t *listener = member(seccomp, "listenerPath");
+        json_t *metadata = member(seccomp, "listenerMetadata");
+        if (listener && !json_is_string(listener))
+                return berr_setx(e, EINVAL, "linux.seccomp.listenerPath must be a string");
+        if (metadata && !json_is_string(metadata))
+                return berr_setx(e, EINVAL, "linux.seccomp.listenerMetadata must be a string");
+        if (metadata && !listener)
+                return berr_setx(e, EINVAL, "linux.seccomp.listenerMetadata is set without listenerPath");
+        /* listenerPath alone is ignored: it only matters with SCMP_ACT_NOTIFY. */
+
+        json_t *syscalls = member(seccomp, "syscalls");
+        if (syscalls && !json_is_array(syscalls))
+                return berr_setx(e, EINVAL, "linux.seccomp.syscalls must be an array");
+
+        scmp_filter_ctx f = seccomp_init(default_action);
+        if (!f)
+                return berr_setx(e, EOPNOTSUPP, "linux.seccomp.defaultAction \"%s\" is not supported by this kernel",
+                                 json_string_value(json_object_get(seccomp, "defaultAction")));
+        *ret_filter = f;
+
+        /* ocirun sets no_new_privs itself when process.noNewPrivileges asks;
+         * kernel errors come back as themselves, not as -ECANCELED. */
+        if ((r = seccomp_attr_set(f, SCMP_FLTATR_CTL_NNP, 0)) < 0 ||
+            (r = seccomp_attr_set(f, SCMP_FLTATR_API_SYSRAWRC, 1)) < 0)
+                return berr_set(e, r, "cannot set up the seccomp filter");
+        /* Architectures first: a rule is added for every architecture the
+         * filter has at the time. */
+        if ((r = add_architectures(f, seccomp, e)) < 0 || (r = set_flags(f, seccomp, e)) < 0)
+                return r;
+        if (json_array_size(syscalls) > SECCOMP_TREE_THRESHOLD &&
+            (r = seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2)) < 0)
+                log_debug("seccomp: binary tree optimization not available: %s", strerror(-r));
+
+        size_t i;
+        json_t *v;
+        json_array_foreach(syscalls, i, v)
+                if ((r = add_syscall_entry(f, v, i, default_action, e)) < 0)
+                        return r;
+        return 0;
+}
+
+int seccomp_filter_prepare(const json_t *linux_seccomp, struct seccomp_ctx **ret, struct berr *e)
+{
+        scmp_filter_ctx f = NULL;
+
+        if (!linux_seccomp || json_is_null(linux_seccomp)) {
+                *ret = NULL;
+                return 0;
+        }
+        int r = build(&f, linux_seccomp, e);
+        if (r < 0) {
+                seccomp_release(f);
+                return r;
+        }
+        struct seccomp_ctx *ctx = calloc(1, sizeof(*ctx));
+        if (!ctx) {
+                seccomp_release(f);
+                return berr_setx(e, ENOMEM, "out of memory");
+        }
+        ctx->filter = f;
+        *ret = ctx;
+        return 0;
+}
+
+int seccomp_filter_load(struct seccomp_ctx *ctx, struct berr *e)
+{
+        if (!ctx)
+                return 0;
+        int r = seccomp_load(ctx->filter);
+        if (r == 0)
+                return 0;
+        switch (-r) {
+        case EACCES:
+                return berr_set(e, r, "cannot load the seccomp filter (it needs no_new_privs or CAP_SYS_ADMIN)");
+        case EINVAL:
+                return berr_set(e, r, "cannot load the seccomp filter (the kernel refused one of its flags or actions)");
+        default:
+                return berr_set(e, r, "cannot load the seccomp filter");
+        }
+}
+
+void seccomp_filter_free(struct seccomp_ctx *ctx)
+{
+        if (!ctx)
+                return;
+        seccomp_release(ctx->filter);
+        free(ctx);
+}
+
+json_t *seccomp_features(void)
+{
+        static const char *const archs[] = {
+                "x86", "x86_64", "x32", "arm", "aarch64", "mips", "mips64", "mips64n32", "mipsel", "mipsel64",
+                "mipsel64n32", "ppc", "ppc64", "ppc64le", "s390", "s390x", "parisc", "parisc64", "riscv64",
+        };
+        json_t *acts = json_array(), *ops = json_array(), *arch = json_array();
+        for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+                if (actions[i].action != SCMP_ACT_NOTIFY)
+                        json_array_append_new(acts, json_string(actions[i].name));
+        for (size_t i = 0; i < sizeof(operators) / sizeof(operators[0]); i++)
+                json_array_append_new(ops, json_string(operators[i].name));
+        for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++) {
+                if (!seccomp_arch_resolve_name(archs[i]))
+                        continue;
+                char name[48];
+                snprintf(name, sizeof(name), "SCMP_ARCH_%s", archs[i]);
+                for (char *c = name; *c; c++)
+                        *c = (char) toupper((unsigned char) *c);
+                json_array_append_new(arch, json_string(name));
+        }
+        return json_pack("{s:b, s:o, s:o, s:o, s:[s,s,s]}", "enabled", 1, "actions", acts, "operators", ops, "archs",
+                         arch, "knownFlags", "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                         "SECCOMP_FILTER_FLAG_SPEC_ALLOW");
+}
