@@ -17,6 +17,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "self-exe.h"
 #include "container.h"
 #include "fs-util.h"
 #include "json-util.h"
@@ -157,7 +158,7 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
         struct spec *spec = NULL;
         json_t *pdoc = NULL;
         struct spec_process proc = { 0 };
-        struct init_ctx c = { .sync_fd = -1, .state_dir_fd = -1, .console_fd = -1, .exec = true };
+        struct init_ctx c = { .sync_fd = -1, .state_dir_fd = -1, .console_fd = -1, .trampoline_fd = -1, .exec = true };
         int pidns_fd = -1, sp[2] = { -1, -1 };
         pid_t pid = -1, prewarm = -1;
         int r;
@@ -200,6 +201,10 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
                         r = c.console_fd;
                         goto out;
                 }
+        }
+        if ((c.trampoline_fd = self_exe_trampoline_fd()) < 0) {
+                r = berr_set(e, c.trampoline_fd, "cannot prepare the exec trampoline");
+                goto out;
         }
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
                 r = berr_set(e, errno, "cannot create the sync socket");
@@ -256,6 +261,8 @@ out:
                 close(sp[1]);
         if (c.console_fd >= 0)
                 close(c.console_fd);
+        if (c.trampoline_fd >= 0)
+                close(c.trampoline_fd);
         seccomp_filter_free(c.seccomp);
         spec_process_clear(&proc);
         json_decref(pdoc);

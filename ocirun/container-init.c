@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mount-rootfs.h"
 #include "process-setup.h"
+#include "self-exe.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -107,16 +108,6 @@ static void setup_container(struct init_ctx *c, bool *joined)
                 berr_set(&e, errno, "cannot create a session keyring");
                 fail(c, &e);
         }
-        if (s->process.has_oom_score_adj) {
-                char buf[16];
-                int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-                int n = snprintf(buf, sizeof(buf), "%d", s->process.oom_score_adj);
-                if (fd < 0 || write(fd, buf, (size_t) n) < 0) {
-                        berr_set(&e, errno, "cannot set oom_score_adj to %d", s->process.oom_score_adj);
-                        fail(c, &e);
-                }
-                close(fd);
-        }
         if (s->hostname && *s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) {
                 berr_set(&e, errno, "cannot set hostname \"%s\"", s->hostname);
                 fail(c, &e);
@@ -144,6 +135,8 @@ _Noreturn void container_init(struct init_ctx *c)
 
         /* Die with ocirun while being set up; cleared once ready. */
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        /* Nobody in the container may open /proc/<us>/exe (see self-exe.h). */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         /* Nothing ocirun holds open may reach the container: everything
          * past stdio and the preserved fds is closed at exec. */
         syscall(SYS_close_range, 3 + c->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -154,6 +147,17 @@ _Noreturn void container_init(struct init_ctx *c)
          * before unsharing the cgroup namespace (its root is the cgroup we
          * are in), or else before the limits must hold (rlimits, exec). */
         bool joined = false;
+
+        /* In a new user namespace nothing works until the parent has
+         * written our id maps; then become root of the namespace. */
+        if (c->new_userns) {
+                wait_for_go(c);
+                joined = true;
+                if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+                        berr_set(&e, errno, "cannot become root in the user namespace (is 0 mapped?)");
+                        fail(c, &e);
+                }
+        }
 
         for (size_t i = 0; i < c->n_ns_fds; i++)
                 if (setns(c->ns_fds[i], c->ns_flags[i]) < 0) {
@@ -219,7 +223,8 @@ _Noreturn void container_init(struct init_ctx *c)
                 dprintf(STDERR_FILENO, "ocirun: %s\n", e.msg);
                 _exit(127);
         }
-        execve(prog, p->args, env);
-        dprintf(STDERR_FILENO, "ocirun: exec \"%s\": %s\n", prog, strerror(errno));
+        r = self_exe_exec(c->trampoline_fd, prog, p->args, env);
+        dprintf(STDERR_FILENO, "ocirun: exec \"%s\": %s\n", prog,
+                r == -EPERM ? "refusing to run ocirun's own binary in the container" : strerror(-r));
         _exit(127);
 }

@@ -19,6 +19,7 @@
 #include "cgroup.h"
 #include "console.h"
 #include "cleanup.h"
+#include "self-exe.h"
 #include "fs-util.h"
 #include "log.h"
 
@@ -105,7 +106,8 @@ static int open_namespaces(const struct spec *s, struct init_ctx *c, int *ret_pi
         } order[] = {
                 /* the order runc joins them in: ipc, uts, net, then mnt and cgroup */
                 { CLONE_NEWIPC, "ipc" },   { CLONE_NEWUTS, "uts" },       { CLONE_NEWNET, "network" },
-                { CLONE_NEWNS, "mount" },  { CLONE_NEWCGROUP, "cgroup" }, { CLONE_NEWPID, "pid" },
+                { CLONE_NEWNS, "mount" },  { CLONE_NEWCGROUP, "cgroup" }, { CLONE_NEWTIME, "time" },
+                { CLONE_NEWPID, "pid" },
         };
         for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
                 const struct spec_namespace *ns = spec_namespace(s, order[i].flag);
@@ -150,6 +152,57 @@ static int recv_sync(int fd, struct sync_msg *m, int *ret_fd)
         if ((size_t) n < sizeof(*m))
                 m->msg[(size_t) n - offsetof(struct sync_msg, msg)] = '\0';
         m->msg[sizeof(m->msg) - 1] = '\0';
+        return 0;
+}
+
+static int write_proc_file(pid_t pid, const char *file, const char *data, struct berr *e)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, data, strlen(data)) < 0)
+                return berr_set(e, errno, "cannot write \"%s\" to \"%s\"", data, path);
+        return 0;
+}
+
+/* The new user namespace's uid and gid maps, written from outside. */
+static int write_idmaps(pid_t pid, const struct spec *s, struct berr *e)
+{
+        for (int k = 0; k < 2; k++) {
+                const struct spec_idmap *m = k == 0 ? s->uid_maps : s->gid_maps;
+                size_t n = k == 0 ? s->n_uid_maps : s->n_gid_maps;
+                _cleanup_free_ char *buf = calloc(n + 1, 36);
+                size_t off = 0;
+                if (!buf)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++)
+                        off += (size_t) sprintf(buf + off, "%u %u %u\n", m[i].container_id, m[i].host_id, m[i].size);
+                int r = write_proc_file(pid, k == 0 ? "uid_map" : "gid_map", buf, e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A new time namespace takes its offsets before any process enters it:
+ * we unshare it for our children, write them, and the clone enters it. */
+static int prepare_timens(const struct spec *s, struct berr *e)
+{
+        char buf[128];
+        int n = 0;
+        if (unshare(CLONE_NEWTIME) < 0)
+                return berr_set(e, errno, "cannot create the time namespace");
+        if (s->time.has_monotonic)
+                n += snprintf(buf + n, sizeof(buf) - (size_t) n, "monotonic %lld %u\n",
+                              (long long) s->time.monotonic_secs, s->time.monotonic_nsecs);
+        if (s->time.has_boottime)
+                n += snprintf(buf + n, sizeof(buf) - (size_t) n, "boottime %lld %u\n",
+                              (long long) s->time.boottime_secs, s->time.boottime_nsecs);
+        if (n == 0)
+                return 0;
+        _cleanup_close_ int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, buf, (size_t) n) < 0)
+                return berr_set(e, errno, "cannot set linux.timeOffsets");
         return 0;
 }
 
@@ -246,7 +299,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         _cleanup_free_ char *bundle = NULL, *rootfs_in = NULL, *rootfs = NULL, *sdir = NULL, *fifo = NULL;
         struct spec *spec = NULL;
         struct cgroup *cg = NULL;
-        struct init_ctx c = { .sync_fd = -1, .state_dir_fd = -1, .console_fd = -1 };
+        struct init_ctx c = { .sync_fd = -1, .state_dir_fd = -1, .console_fd = -1, .trampoline_fd = -1 };
         int pidns_fd = -1, sp[2] = { -1, -1 };
         bool dir_made = false;
         pid_t pid = -1, prewarm = -1;
@@ -303,6 +356,10 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                 r = c.console_fd;
                 goto fail;
         }
+        if ((c.trampoline_fd = self_exe_trampoline_fd()) < 0) {
+                r = berr_set(e, c.trampoline_fd, "cannot prepare the exec trampoline");
+                goto fail;
+        }
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
                 r = berr_set(e, errno, "cannot create the sync socket");
                 goto fail;
@@ -332,8 +389,16 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
 
         unsigned long flags = SIGCHLD;
         const struct spec_namespace *pidns = spec_namespace(spec, CLONE_NEWPID);
+        const struct spec_namespace *userns = spec_namespace(spec, CLONE_NEWUSER);
+        const struct spec_namespace *timens = spec_namespace(spec, CLONE_NEWTIME);
         if (pidns && !pidns->path)
                 flags |= CLONE_NEWPID;
+        if (userns && !userns->path) {
+                flags |= CLONE_NEWUSER;
+                c.new_userns = true;
+        }
+        if (timens && !timens->path && (r = prepare_timens(spec, e)) < 0)
+                goto fail;
         pid = (pid_t) syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
         if (pid < 0) {
                 r = berr_set(e, errno, "cannot create the container process");
@@ -345,6 +410,15 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         }
         close(sp[1]);
         sp[1] = -1;
+
+        if (c.new_userns && (r = write_idmaps(pid, spec, e)) < 0)
+                goto fail;
+        if (spec->process.has_oom_score_adj) {
+                char buf[16];
+                snprintf(buf, sizeof(buf), "%d", spec->process.oom_score_adj);
+                if ((r = write_proc_file(pid, "oom_score_adj", buf, e)) < 0)
+                        goto fail;
+        }
 
         struct save_ctx sc = {
                 .o = o, .spec = spec, .bundle = bundle, .rootfs = rootfs,
@@ -383,6 +457,8 @@ out:
                 close(c.state_dir_fd);
         if (c.console_fd >= 0)
                 close(c.console_fd);
+        if (c.trampoline_fd >= 0)
+                close(c.trampoline_fd);
         json_decref(c.cgroup_paths);
         seccomp_filter_free(c.seccomp);
         cgroup_free(cg);

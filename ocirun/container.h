@@ -32,6 +32,7 @@ struct init_ctx {
         const struct spec *spec;
         const struct spec_process *process;  /* what to exec */
         bool exec;                /* `exec` into a running container: join, do not build */
+        bool new_userns;          /* cloned into a new user namespace: wait for the id maps */
         const char *id;
         const char *bundle;       /* absolute */
         const char *rootfs;       /* absolute */
@@ -46,6 +47,7 @@ struct init_ctx {
         int preserve_fds;
         sigset_t saved_mask;
         struct seccomp_ctx *seccomp;  /* NULL: no filter */
+        int trampoline_fd;            /* sealed exec trampoline, see self-exe.h */
 };
 
 enum sync_type {

@@ -120,7 +120,8 @@ static int parse_action(const json_t *o, const char *where, const char *action_k
                                  "%s.%s: SCMP_ACT_NOTIFY (a seccomp listener) is not supported by ocirun", where,
                                  action_key);
         if (errno_set && !a->takes_errno)
-                return berr_setx(e, EINVAL, "%s.%s cannot be used with %s (only with SCMP_ACT_ERRNO and SCMP_ACT_TRACE)",
+                return berr_setx(e, EINVAL,
+                                 "%s.%s cannot be used with %s (only with SCMP_ACT_ERRNO and SCMP_ACT_TRACE)",
                                  where, errno_key, name);
         /* As runc: ERRNO and TRACE without a number return EPERM. */
         *ret = a->takes_errno ? a->action | (uint32_t) errno_ret : a->action;
@@ -157,6 +158,11 @@ static int add_architectures(scmp_filter_ctx f, const json_t *seccomp, struct be
                         return berr_setx(e, EINVAL, "linux.seccomp.architectures[%zu] \"%s\" is not an architecture",
                                          i, name);
                 int r = seccomp_arch_add(f, token);
+                if (r == -EDOM)
+                        return berr_setx(e, EINVAL,
+                                         "linux.seccomp.architectures[%zu] \"%s\" has another byte order than "
+                                         "this machine: one filter cannot hold both",
+                                         i, name);
                 if (r < 0 && r != -EEXIST)
                         return berr_set(e, r, "linux.seccomp.architectures[%zu]: cannot add \"%s\"", i, name);
         }
@@ -193,14 +199,15 @@ static int set_flags(scmp_filter_ctx f, const json_t *seccomp, struct berr *e)
                         /* Known to the spec, but it only applies to a
                          * listener, which ocirun does not support. */
                         if (strcmp(name, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV") == 0)
-                                return berr_setx(e, EOPNOTSUPP, "linux.seccomp.flags[%zu]: %s is not supported by ocirun",
-                                                 i, name);
+                                return berr_setx(e, EOPNOTSUPP,
+                                                 "linux.seccomp.flags[%zu]: %s is not supported by ocirun", i, name);
                         return berr_setx(e, EINVAL, "linux.seccomp.flags[%zu] \"%s\" is not a seccomp flag", i, name);
                 }
                 int r = seccomp_attr_set(f, flags[k].attr, 1);
                 if (r == -EOPNOTSUPP || r == -EINVAL)
                         return berr_setx(e, EOPNOTSUPP,
-                                         "linux.seccomp.flags[%zu]: %s is not supported by this kernel or libseccomp %u.%u.%u",
+                                         "linux.seccomp.flags[%zu]: %s is not supported by this kernel or "
+                                         "libseccomp %u.%u.%u",
                                          i, name, seccomp_version()->major, seccomp_version()->minor,
                                          seccomp_version()->micro);
                 if (r < 0)
@@ -260,7 +267,7 @@ static int add_syscall_entry(scmp_filter_ctx f, const json_t *entry, size_t idx,
                              struct berr *e)
 {
         char where[64];
-        struct scmp_arg_cmp conds[SECCOMP_MAX_ARGS * 4];
+        _cleanup_free_ struct scmp_arg_cmp *conds = NULL;
         unsigned n_conds = 0, per_index[SECCOMP_MAX_ARGS] = { 0 };
         bool same_index = false;
         uint32_t action;
@@ -287,8 +294,8 @@ static int add_syscall_entry(scmp_filter_ctx f, const json_t *entry, size_t idx,
         json_t *args = member(entry, "args");
         if (args && !json_is_array(args))
                 return berr_setx(e, EINVAL, "%s.args must be an array", where);
-        if (json_array_size(args) > ARRAY_SIZE(conds))
-                return berr_setx(e, EINVAL, "%s.args has more than %zu conditions", where, ARRAY_SIZE(conds));
+        if (json_array_size(args) > 0 && !(conds = calloc(json_array_size(args), sizeof(*conds))))
+                return berr_setx(e, ENOMEM, "out of memory");
         json_array_foreach(args, i, v) {
                 char awhere[96];
                 snprintf(awhere, sizeof(awhere), "%s.args[%zu]", where, i);
@@ -412,7 +419,8 @@ int seccomp_filter_load(struct seccomp_ctx *ctx, struct berr *e)
         case EACCES:
                 return berr_set(e, r, "cannot load the seccomp filter (it needs no_new_privs or CAP_SYS_ADMIN)");
         case EINVAL:
-                return berr_set(e, r, "cannot load the seccomp filter (the kernel refused one of its flags or actions)");
+                return berr_set(e, r,
+                                "cannot load the seccomp filter (the kernel refused one of its flags or actions)");
         default:
                 return berr_set(e, r, "cannot load the seccomp filter");
         }

@@ -12,9 +12,6 @@
 #include "json-util.h"
 #include "log.h"
 
-#ifndef CLONE_NEWTIME
-#define CLONE_NEWTIME 0x00000080
-#endif
 
 static const char *const cap_names[] = {
         "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
@@ -409,6 +406,35 @@ static int parse_linux(struct spec *s, json_t *lx, struct berr *e)
                         s->namespaces[s->n_namespaces++] = (struct spec_namespace) { .flag = flag, .path = path };
                 }
         }
+        json_t *to = NULL;
+        if ((r = json_get_object(lx, "linux", "timeOffsets", &to, e)) < 0)
+                return r;
+        for (int k = 0; to && k < 2; k++) {
+                const char *clock = k == 0 ? "monotonic" : "boottime";
+                json_t *o = NULL;
+                char where[48];
+                snprintf(where, sizeof(where), "linux.timeOffsets.%s", clock);
+                if ((r = json_get_object(to, "linux.timeOffsets", clock, &o, e)) < 0)
+                        return r;
+                if (!o)
+                        continue;
+                int64_t secs = 0;
+                uint32_t ns = 0;
+                if ((r = json_get_int64(o, where, "secs", &secs, e)) < 0 ||
+                    (r = json_get_uint32(o, where, "nanosecs", &ns, e)) < 0)
+                        return r;
+                if (ns >= 1000000000u)
+                        return berr_setx(e, EINVAL, "%s.nanosecs must be below 1000000000", where);
+                if (k == 0) {
+                        s->time.has_monotonic = true;
+                        s->time.monotonic_secs = secs;
+                        s->time.monotonic_nsecs = ns;
+                } else {
+                        s->time.has_boottime = true;
+                        s->time.boottime_secs = secs;
+                        s->time.boottime_nsecs = ns;
+                }
+        }
         if (um && (r = parse_idmaps(um, "uidMappings", &s->uid_maps, &s->n_uid_maps, e)) < 0)
                 return r;
         if (gm && (r = parse_idmaps(gm, "gidMappings", &s->gid_maps, &s->n_gid_maps, e)) < 0)
@@ -441,10 +467,21 @@ static int validate(struct spec *s, struct berr *e)
                 return berr_setx(e, EINVAL, "a new user namespace needs linux.uidMappings and linux.gidMappings");
         if (!user && (s->n_uid_maps || s->n_gid_maps))
                 return berr_setx(e, EINVAL, "linux.uidMappings/gidMappings are set but there is no user namespace");
-        if (user)
-                return berr_setx(e, EOPNOTSUPP, "user namespaces are not supported by this ocirun yet");
-        if (spec_namespace(s, CLONE_NEWTIME))
-                return berr_setx(e, EOPNOTSUPP, "time namespaces are not supported by this ocirun yet");
+        if (user && !user->path) {
+                /* The new user namespace is made by the same clone() as the
+                 * pid namespace; namespaces joined by path would be owned by
+                 * another user namespace and cannot be entered from it. */
+                for (size_t i = 0; i < s->n_namespaces; i++)
+                        if (s->namespaces[i].path && s->namespaces[i].flag != CLONE_NEWUSER)
+                                return berr_setx(e, EOPNOTSUPP,
+                                                 "joining namespaces by path together with a new user namespace "
+                                                 "is not supported by ocirun yet");
+        }
+        if (user && user->path)
+                return berr_setx(e, EOPNOTSUPP, "joining a user namespace by path is not supported by ocirun yet");
+        if ((s->time.has_monotonic || s->time.has_boottime) &&
+            !(spec_namespace(s, CLONE_NEWTIME) && !spec_namespace(s, CLONE_NEWTIME)->path))
+                return berr_setx(e, EINVAL, "linux.timeOffsets needs a new time namespace");
         if (!spec_namespace(s, CLONE_NEWNS))
                 return berr_setx(e, EINVAL, "linux.namespaces must include a mount namespace");
         if (s->rootfs_propagation && *s->rootfs_propagation) {

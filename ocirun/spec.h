@@ -12,6 +12,10 @@
 
 #define SPEC_MAX_SIZE (16u << 20)
 
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
 struct spec_mount {
         const char *destination;
         const char *type;   /* may be NULL (bind) */
@@ -77,6 +81,12 @@ struct spec_process {
         int oom_score_adj;
 };
 
+struct spec_time_offsets {
+        bool has_monotonic, has_boottime;
+        int64_t monotonic_secs, boottime_secs;
+        uint32_t monotonic_nsecs, boottime_nsecs;
+};
+
 struct spec {
         json_t *doc;
         const char *oci_version;
@@ -93,6 +103,7 @@ struct spec {
         struct spec_device *devices;
         size_t n_devices;
         struct spec_resources resources;
+        struct spec_time_offsets time;
         const char *cgroups_path;
         const char *rootfs_propagation;
         char **masked_paths;
