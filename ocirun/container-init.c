@@ -17,6 +17,7 @@
 
 #include "cleanup.h"
 #include "console.h"
+#include "hooks.h"
 #include "container.h"
 #include "log.h"
 #include "mount-rootfs.h"
@@ -58,17 +59,58 @@ static int setup_terminal(struct init_ctx *c, struct berr *e)
         return r < 0 ? berr_set(e, r, "cannot hand over the pty master") : 0;
 }
 
-static void wait_for_go(struct init_ctx *c)
+/* Waits for a message of type want from the parent; GO may come first
+ * (it is sent as soon as we are in our cgroups) and is recorded. */
+static void wait_for(struct init_ctx *c, int want)
 {
         struct sync_msg m;
-        for (;;) {
+        while (!(want == SYNC_GO && c->got_go)) {
                 ssize_t n = recv(c->sync_fd, &m, sizeof(m), 0);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n <= 0 || m.type != SYNC_GO)
+                if (n < (ssize_t) offsetof(struct sync_msg, msg))
+                        _exit(1);
+                if (m.type == SYNC_GO) {
+                        c->got_go = true;
+                        c->host_pid = m.pid;
+                        continue;
+                }
+                if (m.type != want)
                         _exit(1);
                 return;
         }
+}
+
+static void wait_for_go(struct init_ctx *c)
+{
+        wait_for(c, SYNC_GO);
+}
+
+static json_t *hook_state(struct init_ctx *c, const char *status)
+{
+        const struct spec *s = c->spec;
+        return state_hook_json(s->oci_version, c->id, status, c->host_pid, c->bundle, s->annotations);
+}
+
+/* Called by rootfs_setup once mounts are in place, before pivot_root:
+ * prestart and createRuntime run in the parent (the runtime's
+ * namespaces), then createContainer here, in the container's namespaces. */
+static int before_pivot(void *userdata, struct berr *e)
+{
+        struct init_ctx *c = userdata;
+        if (c->runtime_hooks) {
+                struct sync_msg m = { .type = SYNC_HOOKS };
+                if (send(c->sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
+                        return berr_set(e, errno, "cannot ask for the runtime hooks");
+                wait_for(c, SYNC_HOOKS_DONE);
+        }
+        if (json_array_size(json_object_get(c->hooks, "createContainer")) == 0)
+                return 0;
+        wait_for_go(c); /* the hook's state needs our pid */
+        json_t *st = hook_state(c, "creating");
+        int r = hooks_run(c->hooks, HOOK_CREATE_CONTAINER, st, e);
+        json_decref(st);
+        return r;
 }
 
 /* create: new namespaces, hostname, the rootfs. Sets *joined when it had
@@ -120,6 +162,8 @@ static void setup_container(struct init_ctx *c, bool *joined)
                 .cgroup_paths = c->cgroup_paths,
                 .cgroupns = cgns != NULL,
                 .no_pivot = c->no_pivot,
+                .before_pivot = before_pivot,
+                .userdata = c,
         };
         if ((r = rootfs_setup(&ro, &e)) < 0)
                 fail(c, &e);
@@ -210,6 +254,15 @@ _Noreturn void container_init(struct init_ctx *c)
                 if (write(ffd, "0", 1) != 1)
                         _exit(127);
                 close(ffd);
+        }
+
+        if (!c->exec && json_array_size(json_object_get(c->hooks, "startContainer")) > 0) {
+                json_t *st = hook_state(c, "created");
+                if (hooks_run(c->hooks, HOOK_START_CONTAINER, st, &e) < 0) {
+                        dprintf(STDERR_FILENO, "ocirun: %s\n", e.msg);
+                        _exit(127);
+                }
+                json_decref(st);
         }
 
         /* Back to a clean signal state for the program. */

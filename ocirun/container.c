@@ -18,6 +18,7 @@
 
 #include "cgroup.h"
 #include "console.h"
+#include "hooks.h"
 #include "cleanup.h"
 #include "self-exe.h"
 #include "fs-util.h"
@@ -58,6 +59,12 @@ int container_destroy(const char *root, struct container_state *st)
         }
         if (st->cgroup_paths)
                 cgroup_paths_destroy(st->cgroup_paths);
+        /* poststop: the container is gone; a failure is a warning */
+        if (st->hooks) {
+                json_t *hs = state_hook_json(st->oci_version, st->id, "stopped", 0, st->bundle, st->annotations);
+                hooks_run(st->hooks, HOOK_POSTSTOP, hs, NULL);
+                json_decref(hs);
+        }
         int r = state_remove(root, st->id);
         if (r < 0)
                 return log_errno(LOG_LEVEL_ERROR, r, "cannot remove state of container \"%s\"", st->id);
@@ -216,10 +223,10 @@ static void kill_and_reap(pid_t pid)
 /* Parent half of the handshake: put the child in its cgroups (while it
  * sets itself up), let it go on, save what we know, and wait for it to be
  * ready (or to report why it is not). */
-int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *), void *userdata,
-                     int *ret_master, struct berr *e)
+int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *),
+                        int (*run_hooks)(void *), void *userdata, int *ret_master, struct berr *e)
 {
-        struct sync_msg m = { .type = SYNC_GO };
+        struct sync_msg m = { .type = SYNC_GO, .pid = pid };
         int r = cgroup_paths_enter(cgroup_paths, pid, e);
         if (r >= 0 && send(sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
                 r = berr_set(e, errno, "cannot signal the container process");
@@ -235,9 +242,20 @@ int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save
                 }
                 return r;
         }
-        do
+        for (;;) {
                 r = recv_sync(sync_fd, &m, ret_master);
-        while (r == 0 && m.type == SYNC_CONSOLE);
+                if (r < 0 || (m.type != SYNC_CONSOLE && m.type != SYNC_HOOKS))
+                        break;
+                if (m.type == SYNC_HOOKS) {
+                        if (!run_hooks)
+                                return berr_setx(e, EBADMSG, "the container process asked for hooks");
+                        if ((r = run_hooks(userdata)) < 0)
+                                return r;
+                        struct sync_msg done = { .type = SYNC_HOOKS_DONE };
+                        if (send(sync_fd, &done, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
+                                return berr_set(e, errno, "cannot signal the container process");
+                }
+        }
         if (r == -EPIPE) {
                 int status = 0;
                 if (waitpid(pid, &status, WNOHANG) == pid && WIFSIGNALED(status))
@@ -263,6 +281,21 @@ struct save_ctx {
         struct berr *e;
 };
 
+/* prestart (deprecated but what dockerd uses) and createRuntime: in the
+ * runtime's namespaces, once the container's namespaces exist. */
+static int runtime_hooks(void *userdata)
+{
+        struct save_ctx *sc = userdata;
+        json_t *hooks = json_object_get(sc->spec->doc, "hooks");
+        json_t *st = state_hook_json(sc->spec->oci_version, sc->o->id, "creating", sc->pid, sc->bundle,
+                                     sc->spec->annotations);
+        int r = hooks_run(hooks, HOOK_PRESTART, st, sc->e);
+        if (r >= 0)
+                r = hooks_run(hooks, HOOK_CREATE_RUNTIME, st, sc->e);
+        json_decref(st);
+        return r;
+}
+
 static int save_state(void *userdata)
 {
         struct save_ctx *sc = userdata;
@@ -273,7 +306,7 @@ static int save_state(void *userdata)
                 return berr_set(sc->e, r, "container process %d vanished", (int) sc->pid);
         _cleanup_(state_freep) struct container_state *st =
                 state_new(sc->o->id, sc->spec->oci_version, sc->bundle, sc->rootfs, sc->pid, start_time,
-                          sc->spec->annotations, sc->cgroup_paths);
+                          sc->spec->annotations, sc->cgroup_paths, json_object_get(sc->spec->doc, "hooks"));
         if (!st)
                 return -ENOMEM;
         if ((r = state_save(sc->o->root, st)) < 0)
@@ -312,6 +345,13 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         prewarm = cgroup_prewarm();
         if ((r = spec_load(bundle, &spec, e)) < 0)
                 goto fail;
+        c.hooks = json_object_get(spec->doc, "hooks");
+        if ((r = hooks_validate(c.hooks, e)) < 0) {
+                r = berr_prefix(e, "invalid config.json");
+                goto fail;
+        }
+        c.runtime_hooks = json_array_size(json_object_get(c.hooks, "prestart")) > 0 ||
+                          json_array_size(json_object_get(c.hooks, "createRuntime")) > 0;
         if (spec->root_path[0] == '/')
                 rootfs_in = strdup(spec->root_path);
         else if (asprintf(&rootfs_in, "%s/%s", bundle, spec->root_path) < 0)
@@ -424,7 +464,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                 .o = o, .spec = spec, .bundle = bundle, .rootfs = rootfs,
                 .cgroup_paths = c.cgroup_paths, .pid = pid, .e = e,
         };
-        if ((r = container_handshake(pid, sp[0], c.cgroup_paths, save_state, &sc, ret_master, e)) < 0)
+        if ((r = container_handshake(pid, sp[0], c.cgroup_paths, save_state, runtime_hooks, &sc, ret_master, e)) < 0)
                 goto fail;
         *ret_pid = pid;
         r = 0;
@@ -508,5 +548,12 @@ int container_start(const char *root, const char *id, struct berr *e)
                         return berr_setx(e, ESRCH, "container process %d has exited before start", (int) st->pid);
         }
         unlink(fifo);
+
+        /* poststart: after the process has started; a failure is a warning */
+        if (st->hooks) {
+                json_t *hs = state_hook_json(st->oci_version, st->id, "running", st->pid, st->bundle, st->annotations);
+                hooks_run(st->hooks, HOOK_POSTSTART, hs, NULL);
+                json_decref(hs);
+        }
         return 0;
 }

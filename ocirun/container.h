@@ -48,6 +48,10 @@ struct init_ctx {
         sigset_t saved_mask;
         struct seccomp_ctx *seccomp;  /* NULL: no filter */
         int trampoline_fd;            /* sealed exec trampoline, see self-exe.h */
+        json_t *hooks;                /* the spec's hooks object, or NULL */
+        bool runtime_hooks;           /* prestart or createRuntime hooks to run from the parent */
+        bool got_go;                  /* child side: GO received */
+        pid_t host_pid;               /* child side: our pid as the runtime sees it (from GO) */
 };
 
 enum sync_type {
@@ -55,11 +59,14 @@ enum sync_type {
         SYNC_READY,    /* child → parent: set up, waiting on exec.fifo */
         SYNC_ERROR,    /* child → parent: failed, see err/msg */
         SYNC_CONSOLE,  /* child → parent: the pty master, as SCM_RIGHTS */
+        SYNC_HOOKS,    /* child → parent: namespaces and mounts ready, run prestart/createRuntime */
+        SYNC_HOOKS_DONE, /* parent → child: they ran */
 };
 
 struct sync_msg {
         int type;
         int err;
+        int pid;       /* with GO: the child's pid as the runtime sees it */
         char msg[BERR_MSG_MAX];
 };
 
@@ -95,8 +102,8 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
  * the sync handshake (cgroups, GO, save(), then READY or the child's
  * error); write a --pid-file. */
 int console_socket_connect(const char *path, struct berr *e);
-int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *), void *userdata,
-                        int *ret_master, struct berr *e);
+int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *),
+                        int (*run_hooks)(void *), void *userdata, int *ret_master, struct berr *e);
 struct pid_file_ctx {
         const char *path;  /* NULL: none */
         pid_t pid;

@@ -63,7 +63,10 @@ int cli_usage_error(const char *verb, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
-        log_error("%s%s%s (see 'ocirun %s --help')", verb ? verb : "", verb ? ": " : "", buf, verb ? verb : "");
+        if (verb)
+                log_error("%s: %s (see 'ocirun %s --help')", verb, buf, verb);
+        else
+                log_error("%s (see 'ocirun --help')", buf);
         return 1;
 }
 

@@ -515,6 +515,8 @@ int rootfs_setup(const struct rootfs_opts *o, struct berr *e)
         }
         umask(old_umask);
 
+        if (o->before_pivot && (r = o->before_pivot(o->userdata, e)) < 0)
+                return r;
         if ((r = pivot(o->rootfs, o->no_pivot, e)) < 0)
                 return r;
         if ((r = apply_sysctl(s, e)) < 0)

@@ -17,6 +17,9 @@ struct rootfs_opts {
         json_t *cgroup_paths;    /* for mounts of type cgroup */
         bool cgroupns;           /* the container has its own cgroup namespace */
         bool no_pivot;
+        /* runs after the mounts, before pivot_root (hooks) */
+        int (*before_pivot)(void *userdata, struct berr *e);
+        void *userdata;
 };
 
 int rootfs_setup(const struct rootfs_opts *o, struct berr *e);

@@ -90,23 +90,25 @@ static int fill(struct container_state *st, struct berr *e)
         st->start_time = (uint64_t) json_integer_value(json_object_get(d, "init_start_time"));
         st->annotations = json_object_get(d, "annotations");
         st->cgroup_paths = json_object_get(d, "cgroup_paths");
+        st->hooks = json_object_get(d, "hooks");
         if (!st->id || !st->bundle || !st->rootfs || !st->created || !st->oci_version || pid < 0)
                 return berr_setx(e, EINVAL, "state of container is incomplete");
         return 0;
 }
 
 struct container_state *state_new(const char *id, const char *oci_version, const char *bundle, const char *rootfs,
-                                  pid_t pid, uint64_t start_time, json_t *annotations, json_t *cgroup_paths)
+                                  pid_t pid, uint64_t start_time, json_t *annotations, json_t *cgroup_paths,
+                                  json_t *hooks)
 {
         char created[40];
         struct container_state *st = calloc(1, sizeof(*st));
         if (!st)
                 return NULL;
         time_now_rfc3339_nano(created, sizeof(created));
-        st->doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:O?, s:O?}", "id", id, "ociVersion", oci_version,
-                            "bundle", bundle, "rootfs", rootfs, "created", created, "init_pid", (json_int_t) pid,
-                            "init_start_time", (json_int_t) start_time, "annotations", annotations, "cgroup_paths",
-                            cgroup_paths);
+        st->doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:O?, s:O?, s:O?}", "id", id, "ociVersion",
+                            oci_version, "bundle", bundle, "rootfs", rootfs, "created", created, "init_pid",
+                            (json_int_t) pid, "init_start_time", (json_int_t) start_time, "annotations", annotations,
+                            "cgroup_paths", cgroup_paths, "hooks", hooks);
         if (!st->doc || fill(st, NULL) < 0) {
                 state_free(st);
                 return NULL;
@@ -241,6 +243,16 @@ json_t *state_to_json(const struct container_state *st, enum container_status st
                               owner);
         if (j && st->annotations && json_object_size(st->annotations) > 0)
                 json_object_set(j, "annotations", st->annotations);
+        return j;
+}
+
+json_t *state_hook_json(const char *oci_version, const char *id, const char *status, pid_t pid, const char *bundle,
+                        json_t *annotations)
+{
+        json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", oci_version, "id", id, "status", status, "pid",
+                              (int) pid, "bundle", bundle);
+        if (j && annotations && json_object_size(annotations) > 0)
+                json_object_set(j, "annotations", annotations);
         return j;
 }
 

@@ -34,6 +34,7 @@ struct container_state {
         uint64_t start_time;    /* /proc/<pid>/stat field 22 */
         json_t *annotations;    /* borrowed, may be NULL */
         json_t *cgroup_paths;   /* hierarchy name → absolute dir, borrowed */
+        json_t *hooks;          /* the spec's hooks (poststart/poststop run later), borrowed */
         uid_t owner;
 };
 
@@ -58,7 +59,8 @@ static inline void state_freep(struct container_state **st)
 
 /* Builds a state from its parts (strings are copied). */
 struct container_state *state_new(const char *id, const char *oci_version, const char *bundle, const char *rootfs,
-                                  pid_t pid, uint64_t start_time, json_t *annotations, json_t *cgroup_paths);
+                                  pid_t pid, uint64_t start_time, json_t *annotations, json_t *cgroup_paths,
+                                  json_t *hooks);
 
 enum container_status state_status(const char *root, const struct container_state *st);
 
@@ -68,6 +70,10 @@ int proc_start_time(pid_t pid, uint64_t *ret);
 
 /* The runc-shaped JSON of `ocirun state` / `list --format json`. */
 json_t *state_to_json(const struct container_state *st, enum container_status status);
+
+/* The state a hook gets on stdin (the runtime-spec's state). */
+json_t *state_hook_json(const char *oci_version, const char *id, const char *status, pid_t pid, const char *bundle,
+                        json_t *annotations);
 
 /* Removes <root>/<id> entirely. */
 int state_remove(const char *root, const char *id);
