@@ -131,10 +131,6 @@ int cmd_exec(const struct global_opts *g, int argc, char **argv)
         o.additional_gids = gids;
         if (o.process_file && o.args[0])
                 return cli_usage_error("exec", "give either --process or a command, not both");
-        if (o.apparmor) {
-                log_error("--apparmor \"%s\": AppArmor is not enabled on this host", o.apparmor);
-                return 1;
-        }
 
         sigset_t saved;
         pid_t pid;

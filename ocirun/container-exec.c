@@ -22,6 +22,7 @@
 #include "fs-util.h"
 #include "json-util.h"
 #include "log.h"
+#include "process-setup.h"
 
 static int append_strv(char ***v, char **add)
 {
@@ -118,7 +119,9 @@ static int build_process(const struct exec_opts *o, const struct spec *spec, jso
         }
         if (o->no_new_privs)
                 p->no_new_privileges = true;
-        return 0;
+        if (o->apparmor)
+                p->apparmor_profile = o->apparmor;
+        return process_check_lsm(p, e);
 }
 
 static int open_container_namespaces(pid_t pid, const struct spec *spec, struct init_ctx *c, int *ret_pidns,

@@ -226,6 +226,8 @@ _Noreturn void container_init(struct init_ctx *c)
          * possible, just before exec. */
         if (c->seccomp && !p->no_new_privileges && seccomp_filter_load(c->seccomp, &e) < 0)
                 fail(c, &e);
+        if ((r = process_set_lsm(p, &e)) < 0 || (r = process_set_personality(c->spec, &e)) < 0)
+                fail(c, &e);
         if ((r = process_set_rlimits(p, &e)) < 0 || (r = process_set_identity(p, &e)) < 0 ||
             (r = process_set_finish(p, &e)) < 0 || (r = process_find_program(p, &prog, &e)) < 0)
                 fail(c, &e);

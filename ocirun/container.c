@@ -19,6 +19,7 @@
 #include "cgroup.h"
 #include "console.h"
 #include "hooks.h"
+#include "process-setup.h"
 #include "cleanup.h"
 #include "self-exe.h"
 #include "fs-util.h"
@@ -350,6 +351,8 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                 r = berr_prefix(e, "invalid config.json");
                 goto fail;
         }
+        if ((r = process_check_lsm(&spec->process, e)) < 0)
+                goto fail;
         c.runtime_hooks = json_array_size(json_object_get(c.hooks, "prestart")) > 0 ||
                           json_array_size(json_object_get(c.hooks, "createRuntime")) > 0;
         if (spec->root_path[0] == '/')

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -95,6 +96,63 @@ int process_set_finish(const struct spec_process *p, struct berr *e)
                 return berr_set(e, errno, "cannot chdir to cwd \"%s\"", p->cwd);
         if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return berr_set(e, errno, "cannot set no_new_privs");
+        return 0;
+}
+
+static bool apparmor_enabled(void)
+{
+        _cleanup_free_ char *s = NULL;
+        return fs_read_file("/sys/module/apparmor/parameters/enabled", 64, &s, NULL) == 0 && s[0] == 'Y';
+}
+
+static bool selinux_enabled(void)
+{
+        return access("/sys/fs/selinux/enforce", F_OK) == 0;
+}
+
+int process_check_lsm(const struct spec_process *p, struct berr *e)
+{
+        if (p->apparmor_profile && *p->apparmor_profile && !apparmor_enabled())
+                return berr_setx(e, EOPNOTSUPP, "process.apparmorProfile \"%s\" is set but AppArmor is not enabled on this host",
+                                 p->apparmor_profile);
+        if (p->selinux_label && *p->selinux_label && !selinux_enabled())
+                return berr_setx(e, EOPNOTSUPP, "process.selinuxLabel is set but SELinux is not enabled on this host");
+        return 0;
+}
+
+/* Writes to /proc/self/attr/<lsm>/exec (newer kernels) or attr/exec. */
+static int write_attr_exec(const char *lsm, const char *value, struct berr *e)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/attr/%s/exec", lsm);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                fd = open("/proc/self/attr/exec", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, value, strlen(value)) < 0)
+                return berr_set(e, errno, "cannot set the %s context \"%s\"", lsm, value);
+        return 0;
+}
+
+int process_set_lsm(const struct spec_process *p, struct berr *e)
+{
+        int r;
+        if (p->apparmor_profile && *p->apparmor_profile) {
+                _cleanup_free_ char *cmd = NULL;
+                if (asprintf(&cmd, "exec %s", p->apparmor_profile) < 0)
+                        return -ENOMEM;
+                if ((r = write_attr_exec("apparmor", cmd, e)) < 0)
+                        return r;
+        }
+        if (p->selinux_label && *p->selinux_label && selinux_enabled() &&
+            (r = write_attr_exec("selinux", p->selinux_label, e)) < 0)
+                return r;
+        return 0;
+}
+
+int process_set_personality(const struct spec *s, struct berr *e)
+{
+        if (s->has_personality && personality(s->personality_linux32 ? PER_LINUX32 : PER_LINUX) < 0)
+                return berr_set(e, errno, "cannot set the personality %s", s->personality_linux32 ? "LINUX32" : "LINUX");
         return 0;
 }
 

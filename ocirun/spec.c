@@ -132,6 +132,8 @@ int spec_process_parse(json_t *proc, struct spec_process *p, struct berr *e)
             (r = json_get_strv(proc, "process", "env", &p->env, e)) < 0 ||
             (r = json_get_string(proc, "process", "cwd", &p->cwd, e)) < 0 ||
             (r = json_get_bool(proc, "process", "noNewPrivileges", &p->no_new_privileges, e)) < 0 ||
+            (r = json_get_string(proc, "process", "apparmorProfile", &p->apparmor_profile, e)) < 0 ||
+            (r = json_get_string(proc, "process", "selinuxLabel", &p->selinux_label, e)) < 0 ||
             (r = json_get_object(proc, "process", "user", &user, e)) < 0 ||
             (r = json_get_object(proc, "process", "capabilities", &caps, e)) < 0 ||
             (r = json_get_array(proc, "process", "rlimits", &rl, e)) < 0)
@@ -405,6 +407,21 @@ static int parse_linux(struct spec *s, json_t *lx, struct berr *e)
                                 return berr_setx(e, EINVAL, "linux.namespaces: %s path \"%s\" must be absolute", type, path);
                         s->namespaces[s->n_namespaces++] = (struct spec_namespace) { .flag = flag, .path = path };
                 }
+        }
+        json_t *pers = NULL;
+        if ((r = json_get_object(lx, "linux", "personality", &pers, e)) < 0)
+                return r;
+        if (pers) {
+                const char *domain = NULL;
+                if ((r = json_get_string(pers, "linux.personality", "domain", &domain, e)) < 0)
+                        return r;
+                if (!domain || (strcmp(domain, "LINUX") != 0 && strcmp(domain, "LINUX32") != 0))
+                        return berr_setx(e, EINVAL, "linux.personality.domain must be LINUX or LINUX32");
+                json_t *flags = json_object_get(pers, "flags");
+                if (flags && json_array_size(flags) > 0)
+                        return berr_setx(e, EINVAL, "linux.personality.flags are not supported (the spec defines none)");
+                s->has_personality = true;
+                s->personality_linux32 = strcmp(domain, "LINUX32") == 0;
         }
         json_t *to = NULL;
         if ((r = json_get_object(lx, "linux", "timeOffsets", &to, e)) < 0)

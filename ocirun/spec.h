@@ -79,6 +79,8 @@ struct spec_process {
         bool no_new_privileges;
         bool has_oom_score_adj;
         int oom_score_adj;
+        const char *apparmor_profile; /* NULL: none */
+        const char *selinux_label;    /* NULL: none */
 };
 
 struct spec_time_offsets {
@@ -104,6 +106,7 @@ struct spec {
         size_t n_devices;
         struct spec_resources resources;
         struct spec_time_offsets time;
+        bool has_personality, personality_linux32;
         const char *cgroups_path;
         const char *rootfs_propagation;
         char **masked_paths;
