@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,12 @@ int process_set_finish(const struct spec_process *p, struct berr *e)
         umask(p->has_umask ? (mode_t) p->umask : 0022);
         if (chdir(p->cwd) < 0)
                 return berr_set(e, errno, "cannot chdir to cwd \"%s\"", p->cwd);
+        /* A cwd through one of our own fds (/proc/self/fd/N) would land
+         * outside the container (CVE-2024-21626): the kernel then reports
+         * the cwd as unreachable, which glibc's getcwd() turns into ENOENT. */
+        char buf[PATH_MAX];
+        if (!getcwd(buf, sizeof(buf)) || buf[0] != '/')
+                return berr_setx(e, EPERM, "cwd \"%s\" is outside the container", p->cwd);
         if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return berr_set(e, errno, "cannot set no_new_privs");
         return 0;

@@ -283,3 +283,27 @@ def test_no_new_privs_and_bounding_set(rt, bundle, uid):
     assert want, "sanity: the default spec has a non-empty bounding set"
     assert caps["CapBnd"] == want, (hex(caps["CapBnd"]), hex(want))
     assert caps["CapBnd"] & cap_mask(["CAP_SYS_ADMIN"]) == 0
+
+
+@pytest.mark.parametrize("fd", range(3, 12))
+def test_cwd_through_runtime_fd_is_refused(rt, bundle, fd, leftovers):
+    """CVE-2024-21626: a cwd of /proc/self/fd/N must never resolve to a
+    descriptor the runtime holds open on the host (state dir, cgroup dir...):
+    either it fails, or the process ends up inside the container."""
+    b = bundle(["sh", "-c", "pwd; ls /", "@MARKER@"], cwd=f"/proc/self/fd/{fd}")
+    p = rt("run", "-b", b.path, b.id)
+    if p.returncode == 0:
+        # it may only have landed somewhere inside the container's own tree
+        assert p.stdout.startswith("/"), p.stdout
+        assert "(unreachable)" not in p.stdout
+    assert leftovers(b) == []
+
+
+def test_exec_cwd_through_runtime_fd_is_refused(rt, bundle):
+    b = bundle(["sleep", "30"])
+    assert rt("run", "-d", "-b", b.path, b.id).returncode == 0
+    for fd in range(3, 12):
+        p = rt("exec", "--cwd", f"/proc/self/fd/{fd}", b.id, "pwd")
+        if p.returncode == 0:
+            assert p.stdout.startswith("/") and "(unreachable)" not in p.stdout, (fd, p.stdout)
+    assert rt("delete", "--force", b.id).returncode == 0
