@@ -219,50 +219,96 @@ static int compute_dirs(struct cgroup *cg, const struct spec *s, const char *id,
         return 0;
 }
 
-static bool has_controller(const struct cgroup *cg, const char *name)
+/* The controllers a container's limits can go to, space-separated: those
+ * of the v1 hierarchies, or on a pure v2 host those in cgroup.controllers
+ * of v2_dir. A hybrid host's v2 hierarchy holds no limits (see
+ * cgroup_create), whatever controllers it offers. */
+static char *available_controllers(char *const *v1_keys, size_t n_v1, const char *v2_dir)
 {
-        for (size_t i = 0; i < cg->n; i++) {
-                if (cg->h[i].v2) {
-                        _cleanup_free_ char *path = NULL, *data = NULL;
-                        if (asprintf(&path, "%s/cgroup.controllers", cg->h[i].mountpoint) < 0)
-                                continue;
-                        if (fs_read_file(path, 65536, &data, NULL) < 0)
-                                continue;
-                        for (char *t = strtok(data, " \n"); t; t = strtok(NULL, " \n"))
-                                if (strcmp(t, name) == 0)
-                                        return true;
-                        continue;
-                }
-                _cleanup_free_ char *key = strdup(cg->h[i].key);
-                char *save = NULL;
-                if (!key)
-                        continue;
-                for (char *t = strtok_r(key, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                        if (strcmp(t, name) == 0)
-                                return true;
+        char *out = NULL;
+        if (n_v1 == 0) {
+                _cleanup_free_ char *path = NULL;
+                if (!v2_dir || asprintf(&path, "%s/cgroup.controllers", v2_dir) < 0 ||
+                    fs_read_file(path, 65536, &out, NULL) < 0)
+                        return strdup("");
+                return out;
         }
+        size_t len = 1;
+        for (size_t i = 0; i < n_v1; i++)
+                len += strlen(v1_keys[i]) + 1;
+        out = calloc(1, len);
+        for (size_t i = 0; out && i < n_v1; i++) {
+                strcat(out, v1_keys[i]);
+                strcat(out, " ");
+        }
+        for (char *c = out; c && *c; c++)
+                if (*c == ',' || *c == '\n')
+                        *c = ' ';
+        return out;
+}
+
+static bool has_controller(const char *avail, const char *name)
+{
+        size_t n = strlen(name);
+        for (const char *p = avail; (p = strstr(p, name)); p += n)
+                if ((p == avail || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
+                        return true;
         return false;
+}
+
+/* What the limits need from the host, checked before anything is written
+ * (by create and by update). */
+static int check_resources(const char *avail, bool v2, const struct spec_resources *r, struct berr *e)
+{
+        bool blkio = r->blkio_weight || r->blkio_leaf_weight || json_array_size(r->blkio_weight_device);
+        for (int t = 0; t < SPEC_THROTTLE_MAX; t++)
+                blkio = blkio || json_array_size(r->blkio_throttle[t]);
+        const struct {
+                const char *name;
+                bool wanted;
+        } need[] = {
+                { "memory", r->has_mem_limit || r->has_mem_reservation },
+                { "pids", r->has_pids_limit },
+                { "cpu", r->has_cpu_shares || r->has_cpu_quota },
+                { "cpu", (r->has_cpu_rt_runtime && r->cpu_rt_runtime) || (r->has_cpu_rt_period && r->cpu_rt_period) },
+                { v2 ? "io" : "blkio", blkio },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(need); i++)
+                if (need[i].wanted && !has_controller(avail, need[i].name))
+                        return berr_setx(e, ENODEV, "the %s cgroup controller is not available on this host",
+                                         need[i].name);
+        if (json_array_size(r->hugepage_limits) && !has_controller(avail, "hugetlb"))
+                return berr_setx(e, ENODEV,
+                                 "linux.resources.hugepageLimits: the hugetlb cgroup controller is not available "
+                                 "on this host%s", v2 ? "" : " (as a cgroup v1 hierarchy)");
+        if (json_object_size(r->unified) && !v2)
+                return berr_setx(e, EOPNOTSUPP,
+                                 "linux.resources.unified: unified resources need cgroup v2 (this host uses v1 "
+                                 "controllers)");
+        if (!v2 && (r->devices || r->device_defaults) && !has_controller(avail, "devices"))
+                log_debug("no devices cgroup controller: device rules are not enforced");
+        if (r->has_mem_kernel)
+                log_warn("linux.resources.memory.kernel/kernelTCP are deprecated and ignored");
+        return 0;
 }
 
 static int check_controllers(const struct cgroup *cg, const struct spec_resources *r, struct berr *e)
 {
-        static const struct {
-                const char *name;
-                size_t off;
-        } need[] = {
-                { "memory", offsetof(struct spec_resources, has_mem_limit) },
-                { "memory", offsetof(struct spec_resources, has_mem_reservation) },
-                { "pids", offsetof(struct spec_resources, has_pids_limit) },
-                { "cpu", offsetof(struct spec_resources, has_cpu_shares) },
-                { "cpu", offsetof(struct spec_resources, has_cpu_quota) },
-        };
-        for (size_t i = 0; i < ARRAY_SIZE(need); i++) {
-                bool wanted = *(const bool *) ((const char *) r + need[i].off);
-                if (wanted && !has_controller(cg, need[i].name))
-                        return berr_setx(e, ENODEV, "the %s cgroup controller is not available on this host",
-                                         need[i].name);
+        _cleanup_free_ char **keys = calloc(cg->n + 1, sizeof(char *));
+        const char *v2_mount = NULL;
+        size_t n = 0;
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < cg->n; i++) {
+                if (cg->h[i].v2)
+                        v2_mount = cg->h[i].mountpoint;
+                else
+                        keys[n++] = cg->h[i].key;
         }
-        return 0;
+        _cleanup_free_ char *avail = available_controllers(keys, n, v2_mount);
+        if (!avail)
+                return -ENOMEM;
+        return check_resources(avail, n == 0, r, e);
 }
 
 /* Remove the directories we made, deepest first; only the container's own
@@ -456,6 +502,27 @@ int cgroup_paths_apply(json_t *paths, const struct spec_resources *r, struct ber
         const char *key;
         json_t *v;
         bool v1 = paths_hybrid(paths);
+        _cleanup_free_ char **keys = calloc(json_object_size(paths) + 1, sizeof(char *));
+        size_t n = 0;
+        if (!keys)
+                return -ENOMEM;
+        json_object_foreach(paths, key, v)
+                if (strcmp(key, "cgroup2") != 0)
+                        keys[n++] = (char *) key;
+        _cleanup_free_ char *avail =
+                available_controllers(keys, n, json_string_value(json_object_get(paths, "cgroup2")));
+        if (!avail)
+                return -ENOMEM;
+        int ret = check_resources(avail, !v1, r, e);
+        if (ret < 0)
+                return ret;
+        /* The device rules are the container's for life, as in runc. */
+        struct spec_resources nodev = *r;
+        if (nodev.devices)
+                log_warn("linux.resources.devices cannot be updated: ignored");
+        nodev.devices = NULL;
+        nodev.device_defaults = false;
+        r = &nodev;
         json_object_foreach(paths, key, v) {
                 bool v2 = strcmp(key, "cgroup2") == 0;
                 if (v2 && v1)
@@ -463,7 +530,7 @@ int cgroup_paths_apply(json_t *paths, const struct spec_resources *r, struct ber
                 struct cgroup_hierarchy h = { .key = (char *) key, .dir = (char *) json_string_value(v), .v2 = v2 };
                 if (!h.dir)
                         continue;
-                int ret = (v2 ? &cgroup_v2_ops : &cgroup_v1_ops)->apply(&h, r, e);
+                ret = (v2 ? &cgroup_v2_ops : &cgroup_v1_ops)->apply(&h, r, e);
                 if (ret < 0)
                         return ret;
         }

@@ -34,6 +34,15 @@ static int cmp_str(const void *a, const void *b)
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
+/* A row's value as text: numbers formatted, strings as they are. */
+static const char *cell_text(json_t *v, char *buf, size_t len)
+{
+        if (!json_is_integer(v))
+                return json_string_value(v);
+        snprintf(buf, len, "%lld", (long long) json_integer_value(v));
+        return buf;
+}
+
 static void print_cell(int col, size_t width, const char *s)
 {
         if (col < 5)
@@ -56,11 +65,7 @@ static void print_table(json_t *rows)
         json_array_foreach(rows, i, row) {
                 for (int c = 0; c < 6; c++) {
                         char buf[64];
-                        json_t *v = json_object_get(row, keys[c]);
-                        const char *s = json_is_integer(v) ? (snprintf(buf, sizeof(buf), "%lld",
-                                                                       (long long) json_integer_value(v)),
-                                                              buf)
-                                                           : json_string_value(v);
+                        const char *s = cell_text(json_object_get(row, keys[c]), buf, sizeof(buf));
                         if (s && strlen(s) > width[c])
                                 width[c] = strlen(s);
                 }
@@ -73,11 +78,7 @@ static void print_table(json_t *rows)
         json_array_foreach(rows, i, row) {
                 for (int c = 0; c < 6; c++) {
                         char buf[64];
-                        json_t *v = json_object_get(row, keys[c]);
-                        const char *s = json_is_integer(v) ? (snprintf(buf, sizeof(buf), "%lld",
-                                                                       (long long) json_integer_value(v)),
-                                                              buf)
-                                                           : json_string_value(v);
+                        const char *s = cell_text(json_object_get(row, keys[c]), buf, sizeof(buf));
                         print_cell(c, width[c], s ? s : "");
                 }
         }

@@ -162,7 +162,7 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
         json_t *pdoc = NULL;
         struct spec_process proc = { 0 };
         struct init_ctx c = { .sync_fd = -1, .state_dir_fd = -1, .console_fd = -1, .trampoline_fd = -1, .exec = true };
-        int pidns_fd = -1, sp[2] = { -1, -1 };
+        int pidns_fd = -1, own_pidns = -1, sp[2] = { -1, -1 };
         pid_t pid = -1, prewarm = -1;
         int r;
 
@@ -225,6 +225,10 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
         sigprocmask(SIG_BLOCK, &all, &c.saved_mask);
         *ret_saved_mask = c.saved_mask;
 
+        if (pidns_fd >= 0 && (own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0) {
+                r = berr_set(e, errno, "cannot open our own pid namespace");
+                goto out;
+        }
         if (pidns_fd >= 0 && setns(pidns_fd, CLONE_NEWPID) < 0) {
                 r = berr_set(e, errno, "cannot join the pid namespace of container \"%s\"", o->id);
                 goto out;
@@ -240,9 +244,16 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
         }
         close(sp[1]);
         sp[1] = -1;
+        /* later children of ours (hooks, sanitizer helpers) belong in our
+         * own pid namespace, not the container's */
+        if (own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0) {
+                r = berr_set(e, errno, "cannot return to our own pid namespace");
+                goto kill_out;
+        }
 
         struct pid_file_ctx pf = { .path = o->pid_file, .pid = pid, .e = e };
         if ((r = container_handshake(pid, sp[0], st->cgroup_paths, write_pid_file, NULL, &pf, ret_master, e)) < 0) {
+kill_out:
                 kill(pid, SIGKILL);
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
@@ -251,22 +262,9 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
         *ret_pid = pid;
         r = 0;
 out:
-        if (prewarm > 0)
-                while (waitpid(prewarm, NULL, 0) < 0 && errno == EINTR)
-                        ;
-        for (size_t i = 0; i < c.n_ns_fds; i++)
-                close(c.ns_fds[i]);
-        if (pidns_fd >= 0)
-                close(pidns_fd);
-        if (sp[0] >= 0)
-                close(sp[0]);
-        if (sp[1] >= 0)
-                close(sp[1]);
-        if (c.console_fd >= 0)
-                close(c.console_fd);
-        if (c.trampoline_fd >= 0)
-                close(c.trampoline_fd);
-        seccomp_filter_free(c.seccomp);
+        if (own_pidns >= 0)
+                close(own_pidns);
+        init_ctx_release(&c, pidns_fd, sp, prewarm);
         spec_process_clear(&proc);
         json_decref(pdoc);
         spec_free(spec);

@@ -327,6 +327,21 @@ int write_pid_file(void *userdata)
         return r < 0 ? berr_set(pf->e, r, "cannot write pid file \"%s\"", pf->path) : 0;
 }
 
+void init_ctx_release(struct init_ctx *c, int pidns_fd, const int sp[2], pid_t prewarm)
+{
+        if (prewarm > 0)
+                while (waitpid(prewarm, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        for (size_t i = 0; i < c->n_ns_fds; i++)
+                close(c->ns_fds[i]);
+        const int fds[] = { pidns_fd, sp[0], sp[1], c->state_dir_fd, c->console_fd, c->trampoline_fd };
+        for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        seccomp_filter_free(c->seccomp);
+        c->seccomp = NULL;
+}
+
 int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, int *ret_master,
                      struct berr *e)
 {
@@ -334,7 +349,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         struct spec *spec = NULL;
         struct cgroup *cg = NULL;
         struct init_ctx c = { .sync_fd = -1, .state_dir_fd = -1, .console_fd = -1, .trampoline_fd = -1 };
-        int pidns_fd = -1, sp[2] = { -1, -1 };
+        int pidns_fd = -1, own_pidns = -1, sp[2] = { -1, -1 };
         bool dir_made = false;
         pid_t pid = -1, prewarm = -1;
         int r;
@@ -425,6 +440,10 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         sigprocmask(SIG_BLOCK, &all, &c.saved_mask);
         *ret_saved_mask = c.saved_mask;
 
+        if (pidns_fd >= 0 && (own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0) {
+                r = berr_set(e, errno, "cannot open our own pid namespace");
+                goto fail;
+        }
         if (pidns_fd >= 0 && setns(pidns_fd, CLONE_NEWPID) < 0) {
                 r = berr_set(e, errno, "cannot join pid namespace \"%s\"", spec_namespace(spec, CLONE_NEWPID)->path);
                 goto fail;
@@ -453,6 +472,12 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         }
         close(sp[1]);
         sp[1] = -1;
+        /* later children of ours (hooks, sanitizer helpers) belong in our
+         * own pid namespace, not the container's */
+        if (own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0) {
+                r = berr_set(e, errno, "cannot return to our own pid namespace");
+                goto fail;
+        }
 
         if (c.new_userns && (r = write_idmaps(pid, spec, e)) < 0)
                 goto fail;
@@ -485,25 +510,10 @@ fail:
         if (dir_made)
                 state_remove(o->root, o->id);
 out:
-        if (prewarm > 0)
-                while (waitpid(prewarm, NULL, 0) < 0 && errno == EINTR)
-                        ;
-        for (size_t i = 0; i < c.n_ns_fds; i++)
-                close(c.ns_fds[i]);
-        if (pidns_fd >= 0)
-                close(pidns_fd);
-        if (sp[0] >= 0)
-                close(sp[0]);
-        if (sp[1] >= 0)
-                close(sp[1]);
-        if (c.state_dir_fd >= 0)
-                close(c.state_dir_fd);
-        if (c.console_fd >= 0)
-                close(c.console_fd);
-        if (c.trampoline_fd >= 0)
-                close(c.trampoline_fd);
+        if (own_pidns >= 0)
+                close(own_pidns);
+        init_ctx_release(&c, pidns_fd, sp, prewarm);
         json_decref(c.cgroup_paths);
-        seccomp_filter_free(c.seccomp);
         cgroup_free(cg);
         spec_free(spec);
         return r;

@@ -98,6 +98,10 @@ struct exec_opts {
 int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, int *ret_master,
                    struct berr *e);
 
+/* Closes what create/exec opened for the child (namespace fds, sync pair,
+ * state dir, console, trampoline, seccomp) and reaps the prewarm helper. */
+void init_ctx_release(struct init_ctx *c, int pidns_fd, const int sp[2], pid_t prewarm);
+
 /* Shared by create and exec: connect --console-socket; the parent half of
  * the sync handshake (cgroups, GO, save(), then READY or the child's
  * error); write a --pid-file. */

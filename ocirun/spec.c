@@ -275,14 +275,194 @@ static int parse_idmaps(json_t *arr, const char *key, struct spec_idmap **ret, s
         return 0;
 }
 
+/* An optional integer member: *ret untouched and *has false when missing or null. */
+static int opt_i64(const json_t *o, const char *where, const char *key, int64_t *ret, bool *has, struct berr *e)
+{
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return 0;
+        int r = json_get_int64(o, where, key, ret, e);
+        if (r < 0)
+                return r;
+        if (has)
+                *has = true;
+        return 0;
+}
+
+/* A major or minor: missing, null and -1 mean any. */
+static int dev_number(const json_t *o, const char *where, const char *key, int64_t *ret, struct berr *e)
+{
+        int64_t v = -1;
+        int r = opt_i64(o, where, key, &v, NULL, e);
+        if (r < 0)
+                return r;
+        if (v < -1 || v > (int64_t) UINT32_MAX)
+                return berr_setx(e, EINVAL, "%s.%s %lld is not a device number", where, key, (long long) v);
+        *ret = v;
+        return 0;
+}
+
+int spec_device_rule_get(json_t *arr, size_t i, struct spec_device_rule *ret, struct berr *e)
+{
+        json_t *v = json_array_get(arr, i);
+        char where[64];
+        const char *type = NULL, *access = NULL;
+        struct spec_device_rule d = { .type = 'a', .major = -1, .minor = -1 };
+        int r;
+
+        snprintf(where, sizeof(where), "linux.resources.devices[%zu]", i);
+        if (!json_is_object(v))
+                return berr_setx(e, EINVAL, "%s must be an object", where);
+        if ((r = json_get_bool(v, where, "allow", &d.allow, e)) < 0 ||
+            (r = json_get_string(v, where, "type", &type, e)) < 0 ||
+            (r = json_get_string(v, where, "access", &access, e)) < 0 ||
+            (r = dev_number(v, where, "major", &d.major, e)) < 0 || (r = dev_number(v, where, "minor", &d.minor, e)) < 0)
+                return r;
+        if (!json_is_boolean(json_object_get(v, "allow")))
+                return berr_setx(e, EINVAL, "%s.allow is required", where);
+        if (type && *type) {
+                if (strlen(type) != 1 || !strchr("acb", type[0]))
+                        return berr_setx(e, EINVAL, "%s.type \"%s\" is not one of a, c, b", where, type);
+                d.type = type[0];
+        }
+        /* as runc: an empty access is a mistake, not "nothing" */
+        if (!access || !*access)
+                return berr_setx(e, EINVAL, "%s.access must not be empty", where);
+        for (const char *c = access; *c; c++) {
+                unsigned bit = *c == 'r' ? SPEC_DEV_ACC_READ : *c == 'w' ? SPEC_DEV_ACC_WRITE : *c == 'm' ? SPEC_DEV_ACC_MKNOD : 0;
+                if (!bit)
+                        return berr_setx(e, EINVAL, "%s.access \"%s\" may only hold r, w and m", where, access);
+                d.access |= bit;
+        }
+        *ret = d;
+        return 0;
+}
+
+static const char *const throttle_names[SPEC_THROTTLE_MAX] = {
+        [SPEC_THROTTLE_READ_BPS] = "throttleReadBpsDevice",
+        [SPEC_THROTTLE_WRITE_BPS] = "throttleWriteBpsDevice",
+        [SPEC_THROTTLE_READ_IOPS] = "throttleReadIOPSDevice",
+        [SPEC_THROTTLE_WRITE_IOPS] = "throttleWriteIOPSDevice",
+};
+
+const char *spec_throttle_name(enum spec_throttle t)
+{
+        return t < SPEC_THROTTLE_MAX ? throttle_names[t] : NULL;
+}
+
+/* 0 (unset) or 10..1000 (blkio.weight's range; io.weight is converted from it) */
+static int blkio_weight(const json_t *o, const char *where, const char *key, uint16_t *ret, struct berr *e)
+{
+        int64_t v = 0;
+        int r = opt_i64(o, where, key, &v, NULL, e);
+        if (r < 0)
+                return r;
+        if (v != 0 && (v < 10 || v > 1000))
+                return berr_setx(e, EINVAL, "%s.%s %lld is outside 10..1000", where, key, (long long) v);
+        *ret = (uint16_t) v;
+        return 0;
+}
+
+static int blkio_device_parse(json_t *v, const char *where, struct spec_blkio_device *ret, struct berr *e)
+{
+        struct spec_blkio_device d = { 0 };
+        int64_t rate = 0;
+        bool has_rate = false;
+        int r;
+
+        if (!json_is_object(v))
+                return berr_setx(e, EINVAL, "%s must be an object", where);
+        if ((r = json_get_int64(v, where, "major", &d.major, e)) < 0 ||
+            (r = json_get_int64(v, where, "minor", &d.minor, e)) < 0 ||
+            (r = blkio_weight(v, where, "weight", &d.weight, e)) < 0 ||
+            (r = blkio_weight(v, where, "leafWeight", &d.leaf_weight, e)) < 0 ||
+            (r = opt_i64(v, where, "rate", &rate, &has_rate, e)) < 0)
+                return r;
+        if (!json_is_integer(json_object_get(v, "major")) || !json_is_integer(json_object_get(v, "minor")) ||
+            d.major < 0 || d.minor < 0 || d.major > (int64_t) UINT32_MAX || d.minor > (int64_t) UINT32_MAX)
+                return berr_setx(e, EINVAL, "%s needs a major and a minor device number", where);
+        if (rate < 0)
+                return berr_setx(e, EINVAL, "%s.rate must not be negative", where);
+        d.rate = (uint64_t) rate;
+        *ret = d;
+        return 0;
+}
+
+int spec_blkio_device_get(json_t *arr, size_t i, struct spec_blkio_device *ret, struct berr *e)
+{
+        char where[64];
+        snprintf(where, sizeof(where), "linux.resources.blockIO device [%zu]", i);
+        return blkio_device_parse(json_array_get(arr, i), where, ret, e);
+}
+
+int spec_hugepage_limit_get(json_t *arr, size_t i, struct spec_hugepage_limit *ret, struct berr *e)
+{
+        json_t *v = json_array_get(arr, i);
+        struct spec_hugepage_limit l = { 0 };
+        char where[64];
+        int64_t limit = -1;
+        int r;
+
+        snprintf(where, sizeof(where), "linux.resources.hugepageLimits[%zu]", i);
+        if (!json_is_object(v))
+                return berr_setx(e, EINVAL, "%s must be an object", where);
+        if ((r = json_get_string(v, where, "pageSize", &l.page_size, e)) < 0 ||
+            (r = opt_i64(v, where, "limit", &limit, NULL, e)) < 0)
+                return r;
+        size_t digits = l.page_size ? strspn(l.page_size, "0123456789") : 0;
+        if (!digits || l.page_size[0] == '0' ||
+            (strcmp(l.page_size + digits, "KB") != 0 && strcmp(l.page_size + digits, "MB") != 0 &&
+             strcmp(l.page_size + digits, "GB") != 0))
+                return berr_setx(e, EINVAL, "%s.pageSize must be a size such as \"2MB\" or \"1GB\"", where);
+        if (limit < 0)
+                return berr_setx(e, EINVAL, "%s.limit is required and must not be negative", where);
+        l.limit = (uint64_t) limit;
+        *ret = l;
+        return 0;
+}
+
+static int parse_blkio(json_t *bio, struct spec_resources *rs, struct berr *e)
+{
+        const char *where = "linux.resources.blockIO";
+        struct spec_blkio_device d;
+        int r;
+
+        if ((r = blkio_weight(bio, where, "weight", &rs->blkio_weight, e)) < 0 ||
+            (r = blkio_weight(bio, where, "leafWeight", &rs->blkio_leaf_weight, e)) < 0 ||
+            (r = json_get_array(bio, where, "weightDevice", &rs->blkio_weight_device, e)) < 0)
+                return r;
+        for (int t = -1; t < SPEC_THROTTLE_MAX; t++) {
+                const char *name = t < 0 ? "weightDevice" : throttle_names[t];
+                json_t *arr = rs->blkio_weight_device;
+                if (t >= 0 && (r = json_get_array(bio, where, name, &rs->blkio_throttle[t], e)) < 0)
+                        return r;
+                if (t >= 0)
+                        arr = rs->blkio_throttle[t];
+                for (size_t i = 0; i < json_array_size(arr); i++) {
+                        json_t *v = json_array_get(arr, i);
+                        char ewhere[96];
+                        snprintf(ewhere, sizeof(ewhere), "%s.%s[%zu]", where, name, i);
+                        if ((r = blkio_device_parse(v, ewhere, &d, e)) < 0)
+                                return r;
+                        if (t >= 0 && !json_is_integer(json_object_get(v, "rate")))
+                                return berr_setx(e, EINVAL, "%s needs a rate", ewhere);
+                }
+        }
+        return 0;
+}
+
 int spec_resources_parse(json_t *res, struct spec_resources *rs, struct berr *e)
 {
-        json_t *mem = NULL, *pids = NULL, *cpu = NULL;
+        json_t *mem = NULL, *pids = NULL, *cpu = NULL, *bio = NULL;
         int r;
 
         if ((r = json_get_object(res, "linux.resources", "memory", &mem, e)) < 0 ||
             (r = json_get_object(res, "linux.resources", "pids", &pids, e)) < 0 ||
-            (r = json_get_object(res, "linux.resources", "cpu", &cpu, e)) < 0)
+            (r = json_get_object(res, "linux.resources", "cpu", &cpu, e)) < 0 ||
+            (r = json_get_object(res, "linux.resources", "blockIO", &bio, e)) < 0 ||
+            (r = json_get_array(res, "linux.resources", "devices", &rs->devices, e)) < 0 ||
+            (r = json_get_array(res, "linux.resources", "hugepageLimits", &rs->hugepage_limits, e)) < 0 ||
+            (r = json_get_object(res, "linux.resources", "unified", &rs->unified, e)) < 0)
                 return r;
 
 #define GET_I64(obj, where, key, field, flag)                                  \
@@ -307,6 +487,16 @@ int spec_resources_parse(json_t *res, struct spec_resources *rs, struct berr *e)
                         return berr_setx(e, EINVAL,
                                          "linux.resources.memory.swap (%lld) must not be below memory.limit (%lld)",
                                          (long long) rs->mem_swap, (long long) rs->mem_limit);
+                int64_t kmem = 0;
+                bool use_hierarchy = true;
+                GET_I64(mem, "linux.resources.memory", "kernel", kmem, rs->has_mem_kernel);
+                GET_I64(mem, "linux.resources.memory", "kernelTCP", kmem, rs->has_mem_kernel);
+                /* useHierarchy is always on in current kernels (runc ignores it too) */
+                if ((r = json_get_bool(mem, "linux.resources.memory", "useHierarchy", &use_hierarchy, e)) < 0 ||
+                    (r = json_get_bool(mem, "linux.resources.memory", "disableOOMKiller", &rs->mem_disable_oom_killer,
+                                       e)) < 0)
+                        return r;
+                rs->has_mem_disable_oom_killer = json_is_boolean(json_object_get(mem, "disableOOMKiller"));
         }
         if (pids) {
                 GET_I64(pids, "linux.resources.pids", "limit", rs->pids_limit, rs->has_pids_limit);
@@ -319,11 +509,40 @@ int spec_resources_parse(json_t *res, struct spec_resources *rs, struct berr *e)
                 v = 0;
                 GET_I64(cpu, "linux.resources.cpu", "period", v, rs->has_cpu_period);
                 rs->cpu_period = (uint64_t) v;
+                GET_I64(cpu, "linux.resources.cpu", "realtimeRuntime", rs->cpu_rt_runtime, rs->has_cpu_rt_runtime);
+                v = 0;
+                GET_I64(cpu, "linux.resources.cpu", "realtimePeriod", v, rs->has_cpu_rt_period);
+                if (v < 0)
+                        return berr_setx(e, EINVAL, "linux.resources.cpu.realtimePeriod must not be negative");
+                rs->cpu_rt_period = (uint64_t) v;
                 if ((r = json_get_string(cpu, "linux.resources.cpu", "cpus", &rs->cpuset_cpus, e)) < 0 ||
                     (r = json_get_string(cpu, "linux.resources.cpu", "mems", &rs->cpuset_mems, e)) < 0)
                         return r;
         }
 #undef GET_I64
+        if (bio && (r = parse_blkio(bio, rs, e)) < 0)
+                return r;
+        for (size_t i = 0; i < json_array_size(rs->devices); i++) {
+                struct spec_device_rule d;
+                if ((r = spec_device_rule_get(rs->devices, i, &d, e)) < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < json_array_size(rs->hugepage_limits); i++) {
+                struct spec_hugepage_limit l;
+                if ((r = spec_hugepage_limit_get(rs->hugepage_limits, i, &l, e)) < 0)
+                        return r;
+        }
+        if (rs->unified) {
+                const char *k;
+                json_t *v;
+                json_object_foreach(rs->unified, k, v) {
+                        if (!json_is_string(v))
+                                return berr_setx(e, EINVAL, "linux.resources.unified[\"%s\"] must be a string", k);
+                        /* a file in the container's own cgroup directory, nothing else */
+                        if (!*k || strchr(k, '/') || k[0] == '.' || !strchr(k, '.'))
+                                return berr_setx(e, EINVAL, "linux.resources.unified: \"%s\" is not a cgroup file name", k);
+                }
+        }
         return 0;
 }
 
@@ -460,6 +679,9 @@ static int parse_linux(struct spec *s, json_t *lx, struct berr *e)
                 return r;
         if (res && (r = spec_resources_parse(res, &s->resources, e)) < 0)
                 return r;
+        s->resources.device_defaults = true;
+        s->resources.linux_devices = s->devices;
+        s->resources.n_linux_devices = s->n_devices;
         if (s->sysctl) {
                 const char *k;
                 json_t *v;

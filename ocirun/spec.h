@@ -45,6 +45,38 @@ struct spec_device {
         uint32_t mode, uid, gid;
 };
 
+/* One linux.resources.devices rule. */
+#define SPEC_DEV_ACC_MKNOD 1u /* the bits of BPF_DEVCG_ACC_* */
+#define SPEC_DEV_ACC_READ 2u
+#define SPEC_DEV_ACC_WRITE 4u
+#define SPEC_DEV_ACC_ALL 7u
+struct spec_device_rule {
+        bool allow;
+        char type;            /* 'a' (all), 'c' or 'b' */
+        int64_t major, minor; /* -1: any */
+        unsigned access;      /* SPEC_DEV_ACC_* */
+};
+
+/* linux.resources.blockIO.weightDevice[] or throttle*Device[]. */
+struct spec_blkio_device {
+        int64_t major, minor;
+        uint16_t weight, leaf_weight; /* weightDevice; 0: unset */
+        uint64_t rate;                /* throttle*Device */
+};
+
+enum spec_throttle {
+        SPEC_THROTTLE_READ_BPS,
+        SPEC_THROTTLE_WRITE_BPS,
+        SPEC_THROTTLE_READ_IOPS,
+        SPEC_THROTTLE_WRITE_IOPS,
+        SPEC_THROTTLE_MAX,
+};
+
+struct spec_hugepage_limit {
+        const char *page_size; /* "2MB", "1GB", "64KB" */
+        uint64_t limit;
+};
+
 /* Capability sets as bitmasks over capability numbers. */
 struct spec_caps {
         bool present;
@@ -61,6 +93,31 @@ struct spec_resources {
         uint64_t cpu_shares, cpu_period;
         int64_t cpu_quota;
         const char *cpuset_cpus, *cpuset_mems;
+        bool has_cpu_rt_runtime, has_cpu_rt_period;
+        int64_t cpu_rt_runtime;
+        uint64_t cpu_rt_period;
+        bool has_mem_kernel;     /* kernel or kernelTCP: deprecated, ignored */
+        bool has_mem_disable_oom_killer, mem_disable_oom_killer;
+
+        /* blockIO; weights 0: unset */
+        uint16_t blkio_weight, blkio_leaf_weight;
+        /* The arrays below are validated and borrowed from the document;
+         * read their entries with the spec_*_get() functions. */
+        json_t *blkio_weight_device;              /* spec_blkio_device_get */
+        json_t *blkio_throttle[SPEC_THROTTLE_MAX]; /* spec_blkio_device_get */
+        json_t *hugepage_limits;                  /* spec_hugepage_limit_get */
+        json_t *unified;                          /* object of string → string */
+
+        /* The device cgroup. devices: linux.resources.devices
+         * (spec_device_rule_get). device_defaults is set for a container's
+         * own config (not for update): the rules then end with the ones
+         * runc adds for every container, except those for a path that
+         * linux.devices also lists. Without either the device cgroup is
+         * left alone. */
+        json_t *devices;
+        bool device_defaults;
+        const struct spec_device *linux_devices;
+        size_t n_linux_devices;
 };
 
 struct spec_process {
@@ -128,6 +185,14 @@ void spec_process_clear(struct spec_process *p);
 
 /* linux.resources (or `update --resources FILE`). Strings point into res. */
 int spec_resources_parse(json_t *res, struct spec_resources *r, struct berr *e);
+
+/* Entry i of a validated array of spec_resources (the parse checked
+ * every entry; e names the entry otherwise). */
+int spec_device_rule_get(json_t *arr, size_t i, struct spec_device_rule *ret, struct berr *e);
+int spec_blkio_device_get(json_t *arr, size_t i, struct spec_blkio_device *ret, struct berr *e);
+int spec_hugepage_limit_get(json_t *arr, size_t i, struct spec_hugepage_limit *ret, struct berr *e);
+/* The key of a throttle array in linux.resources.blockIO ("throttleReadBpsDevice"). */
+const char *spec_throttle_name(enum spec_throttle t);
 
 /* The namespace entry of the given CLONE_NEW* flag, or NULL. */
 const struct spec_namespace *spec_namespace(const struct spec *s, int flag);
