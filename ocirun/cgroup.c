@@ -141,24 +141,28 @@ static int discover(struct cgroup *cg)
 }
 
 /* The cgroup ocirun itself is in, for hierarchy key (from /proc/self/cgroup). */
-static char *own_cgroup(const char *key, bool v2)
+/* The cgroup ocirun itself is in, for hierarchy key, from the text of
+ * /proc/self/cgroup. */
+static char *own_cgroup(const char *self_cgroup, const char *key, bool v2)
 {
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-        if (!f)
-                return NULL;
-        while (getline(&line, &cap, f) > 0) {
-                line[strcspn(line, "\n")] = '\0';
+        _cleanup_free_ char *copy = self_cgroup ? strdup(self_cgroup) : NULL;
+        char *save = NULL;
+        for (char *line = copy ? strtok_r(copy, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
                 char *c1 = strchr(line, ':');
                 char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
                 if (!c2)
                         continue;
                 *c2 = '\0';
-                if (v2 ? (strcmp(line, "0") == 0 && c1[1] == '\0') : strcmp(c1 + 1, key) == 0)
+                if (v2 ? (strncmp(line, "0:", 2) == 0 && c1[1] == '\0') : strcmp(c1 + 1, key) == 0)
                         return strdup(c2 + 1);
         }
         return NULL;
+}
+
+static char *read_self_cgroup(void)
+{
+        char *data = NULL;
+        return fs_read_file("/proc/self/cgroup", 1 << 16, &data, NULL) == 0 ? data : NULL;
 }
 
 /* Lexically clean "/a/./b/../c" → "/a/c", never rising above "/". */
@@ -199,13 +203,16 @@ static char *clean_path(const char *p)
 static int compute_dirs(struct cgroup *cg, const struct spec *s, const char *id, struct berr *e)
 {
         const char *cp = s->cgroups_path && *s->cgroups_path ? s->cgroups_path : NULL;
+        _cleanup_free_ char *self_cgroup = NULL;
         for (size_t i = 0; i < cg->n; i++) {
                 struct cgroup_hierarchy *h = &cg->h[i];
                 _cleanup_free_ char *rel = NULL, *clean = NULL;
                 if (cp && cp[0] == '/') {
                         rel = strdup(cp);
                 } else {
-                        _cleanup_free_ char *own = own_cgroup(h->key, h->v2);
+                        if (!self_cgroup)
+                                self_cgroup = read_self_cgroup();
+                        _cleanup_free_ char *own = own_cgroup(self_cgroup, h->key, h->v2);
                         if (asprintf(&rel, "%s/%s", own ? own : "", cp ? cp : id) < 0)
                                 rel = NULL;
                 }
@@ -372,7 +379,8 @@ pid_t cgroup_prewarm(void)
 
         struct cgroup cg = { 0 };
         if (discover(&cg) == 0 && cg.n > 0) {
-                _cleanup_free_ char *own = own_cgroup(cg.h[0].key, cg.h[0].v2);
+                _cleanup_free_ char *self_cgroup = read_self_cgroup();
+                _cleanup_free_ char *own = own_cgroup(self_cgroup, cg.h[0].key, cg.h[0].v2);
                 _cleanup_free_ char *path = NULL;
                 if (own && asprintf(&path, "%s%s/cgroup.procs", cg.h[0].mountpoint, own) > 0) {
                         int fd = open(path, O_WRONLY | O_CLOEXEC);
