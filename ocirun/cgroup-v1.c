@@ -152,25 +152,46 @@ static int v1_prepare(const struct cgroup_hierarchy *h, struct berr *e)
         return has(h, "cpuset") ? cpuset_inherit(h, e) : 0;
 }
 
+/* memory.limit_in_bytes must stay <= memory.memsw.limit_in_bytes at every
+ * step: when the new memory+swap limit is above the current one (raising),
+ * write it first; otherwise the memory limit goes first. */
+static int v1_memory_limits(const struct cgroup_hierarchy *h, const struct spec_resources *r, struct berr *e)
+{
+        _cleanup_free_ char *p = NULL;
+        int ret;
+        if (asprintf(&p, "%s/memory.memsw.limit_in_bytes", h->dir) < 0)
+                return -ENOMEM;
+        bool have_memsw = access(p, F_OK) == 0;
+
+        if (r->has_mem_swap && !have_memsw && r->mem_swap > 0 && (!r->has_mem_limit || r->mem_swap != r->mem_limit))
+                return berr_setx(e, ENODEV,
+                                 "a swap limit was requested but the kernel has no swap accounting "
+                                 "(memory.memsw.limit_in_bytes)");
+        bool swap_first = false;
+        if (r->has_mem_swap && have_memsw) {
+                _cleanup_free_ char *cur = NULL;
+                long long now = -1;
+                if (fs_read_file(p, 64, &cur, NULL) == 0)
+                        now = strtoll(cur, NULL, 10);
+                swap_first = r->mem_swap == -1 || (uint64_t) r->mem_swap > (uint64_t) now;
+        }
+        if (swap_first && (ret = write_i64(h->dir, "memory.memsw.limit_in_bytes", r->mem_swap, e)) < 0)
+                return ret;
+        if (r->has_mem_limit && (ret = write_i64(h->dir, "memory.limit_in_bytes", r->mem_limit, e)) < 0)
+                return ret;
+        if (r->has_mem_swap && have_memsw && !swap_first &&
+            (ret = write_i64(h->dir, "memory.memsw.limit_in_bytes", r->mem_swap, e)) < 0)
+                return ret;
+        return 0;
+}
+
 static int v1_apply(const struct cgroup_hierarchy *h, const struct spec_resources *r, struct berr *e)
 {
         int ret;
 
         if (has(h, "memory")) {
-                if (r->has_mem_limit && (ret = write_i64(h->dir, "memory.limit_in_bytes", r->mem_limit, e)) < 0)
+                if ((ret = v1_memory_limits(h, r, e)) < 0)
                         return ret;
-                if (r->has_mem_swap) {
-                        _cleanup_free_ char *p = NULL;
-                        if (asprintf(&p, "%s/memory.memsw.limit_in_bytes", h->dir) < 0)
-                                return -ENOMEM;
-                        if (access(p, F_OK) == 0) {
-                                if ((ret = write_i64(h->dir, "memory.memsw.limit_in_bytes", r->mem_swap, e)) < 0)
-                                        return ret;
-                        } else if (r->mem_swap > 0 && (!r->has_mem_limit || r->mem_swap != r->mem_limit))
-                                return berr_setx(e, ENODEV,
-                                                 "a swap limit was requested but the kernel has no swap accounting "
-                                                 "(memory.memsw.limit_in_bytes)");
-                }
                 if (r->has_mem_reservation &&
                     (ret = write_i64(h->dir, "memory.soft_limit_in_bytes", r->mem_reservation, e)) < 0)
                         return ret;

@@ -538,12 +538,15 @@ int container_start(const char *root, const char *id, struct berr *e)
 
         if (asprintf(&fifo, "%s/%s/%s", root, id, STATE_FIFO) < 0)
                 return -ENOMEM;
-        _cleanup_close_ int ffd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (ffd < 0)
-                return berr_set(e, errno, "cannot open \"%s\"", fifo);
+        /* The pidfd first: until the fifo is opened the init cannot run, so
+         * it is still there; once the fifo is open it may run, exit and be
+         * reaped before we look. */
         _cleanup_close_ int pfd = pidfd_open_(st->pid);
         if (pfd < 0)
                 return berr_setx(e, ESRCH, "container process %d has exited before start", (int) st->pid);
+        _cleanup_close_ int ffd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (ffd < 0)
+                return berr_set(e, errno, "cannot open \"%s\"", fifo);
 
         struct pollfd p[2] = { { .fd = ffd, .events = POLLIN }, { .fd = pfd, .events = POLLIN } };
         for (;;) {

@@ -10,7 +10,8 @@ BUILD="build-essential meson ninja-build pkg-config
        libcurl4-openssl-dev libzstd-dev zlib1g-dev
        libnl-3-dev libnl-route-3-dev libarchive-dev libssl-dev"
 TEST="python3 python3-pytest busybox-static runc hyperfine
-      iproute2 procps util-linux"
+      iproute2 procps util-linux time
+      containerd docker.io podman conmon iptables"
 
 missing=""
 for p in $BUILD $TEST; do
@@ -31,6 +32,16 @@ fi
 
 echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# The peers (containerd, dockerd) are test tools: their packages must not
+# start system-wide daemons. A temporary policy-rc.d forbids service starts.
+policy=/usr/sbin/policy-rc.d
+made_policy=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    made_policy=1
+fi
+trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
 apt-get update -q
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing
