@@ -37,15 +37,32 @@ passed=$((passed + ${u_ok:-0}))
 failed=$((failed + ${u_fail:-0}))
 if [ $unit_rc -ne 0 ] && [ "${u_fail:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
 
-echo "== integration tests (pytest)"
+# pytest_suite NAME DIR: runs one pytest directory and adds its counts.
+p_skip_total=0
+pytest_suite() {
+    local name=$1 dir=$2 log="$BUILD/pytest-$1.log"
+    echo "== $name tests (pytest)"
+    /usr/bin/python3 -m pytest "$dir" -q -p no:cacheprovider -rfE 2>&1 | tee "$log"
+    local ok fail skip
+    ok=$(tail -n 3 "$log" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')
+    fail=$(tail -n 3 "$log" | grep -Eo '[0-9]+ (failed|errors?)' | awk '{s += $1} END {if (NR) print s}')
+    skip=$(tail -n 3 "$log" | grep -Eo '[0-9]+ skipped' | grep -Eo '[0-9]+')
+    passed=$((passed + ${ok:-0}))
+    failed=$((failed + ${fail:-0}))
+    p_skip_total=$((p_skip_total + ${skip:-0}))
+    if [ -z "${ok:-}" ] && [ -z "${fail:-}" ]; then failed=$((failed + 1)); fi
+}
+
 export OCIRUN="$PWD/$BUILD/ocirun/ocirun"
-/usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider -rfE 2>&1 | tee "$BUILD/pytest.log"
-p_ok=$(tail -n 3 "$BUILD/pytest.log" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')
-p_fail=$(tail -n 3 "$BUILD/pytest.log" | grep -Eo '[0-9]+ (failed|errors?)' | awk '{s += $1} END {if (NR) print s}')
-p_skip=$(tail -n 3 "$BUILD/pytest.log" | grep -Eo '[0-9]+ skipped' | grep -Eo '[0-9]+')
-passed=$((passed + ${p_ok:-0}))
-failed=$((failed + ${p_fail:-0}))
-if [ -z "${p_ok:-}" ] && [ -z "${p_fail:-}" ]; then failed=$((failed + 1)); fi
+pytest_suite integration tests/integration
+
+# berth-shim over ocirun and runc (binaries from this build)
+export BERTH_BUILD="$PWD/$BUILD"
+pytest_suite shim tests/shim
+
+# ocirun under the real peers: containerd, dockerd, podman
+pytest_suite dropin tests/dropin
+p_skip=$p_skip_total
 
 echo "${passed} passed, ${failed} failed, ${p_skip:-0} skipped"
 [ "$failed" -eq 0 ]
