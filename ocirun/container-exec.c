@@ -252,7 +252,7 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
         }
 
         struct pid_file_ctx pf = { .path = o->pid_file, .pid = pid, .e = e };
-        if ((r = container_handshake(pid, sp[0], st->cgroup_paths, write_pid_file, NULL, &pf, ret_master, e)) < 0) {
+        if ((r = container_handshake(pid, sp[0], st->cgroup_paths, write_pid_file, NULL, &pf, ret_master, NULL, e)) < 0) {
 kill_out:
                 kill(pid, SIGKILL);
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)

@@ -192,22 +192,72 @@ _Noreturn void container_init(struct init_ctx *c)
          * are in), or else before the limits must hold (rlimits, exec). */
         bool joined = false;
 
+        for (size_t i = 0; i < c->n_ns_fds; i++)
+                if (setns(c->ns_fds[i], c->ns_flags[i]) < 0) {
+                        berr_set(&e, errno, "cannot join namespace (type 0x%x)", c->ns_flags[i]);
+                        fail(c, &e);
+                }
+
+        /* Two stages (a new user namespace beside namespaces joined by
+         * path): those were entered above while we were still privileged
+         * over them; now make the user namespace, have the parent write its
+         * maps, make the pid namespace and fork the real init into it. */
+        if (c->two_stage) {
+                if (unshare(CLONE_NEWUSER) < 0) {
+                        berr_set(&e, errno, "cannot create the user namespace");
+                        fail(c, &e);
+                }
+                struct sync_msg m = { .type = SYNC_USERNS };
+                if (send(c->sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
+                        _exit(1);
+                wait_for(c, SYNC_USERNS_DONE);
+        }
+
         /* In a new user namespace nothing works until the parent has
          * written our id maps; then become root of the namespace. */
         if (c->new_userns) {
-                wait_for_go(c);
-                joined = true;
+                if (!c->two_stage)
+                        wait_for_go(c);
                 if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
                         berr_set(&e, errno, "cannot become root in the user namespace (is 0 mapped?)");
                         fail(c, &e);
                 }
         }
 
-        for (size_t i = 0; i < c->n_ns_fds; i++)
-                if (setns(c->ns_fds[i], c->ns_flags[i]) < 0) {
-                        berr_set(&e, errno, "cannot join namespace (type 0x%x)", c->ns_flags[i]);
+        if (c->two_stage) {
+                const struct spec_namespace *pidns = spec_namespace(c->spec, CLONE_NEWPID);
+                if (pidns && !pidns->path && unshare(CLONE_NEWPID) < 0) {
+                        berr_set(&e, errno, "cannot create the pid namespace");
                         fail(c, &e);
                 }
+                wait_for_go(c); /* in our cgroups: stage 2 is born there */
+                int pp[2];
+                if (pipe2(pp, O_CLOEXEC) < 0) {
+                        berr_set(&e, errno, "pipe");
+                        fail(c, &e);
+                }
+                pid_t init = fork();
+                if (init < 0) {
+                        berr_set(&e, errno, "cannot fork the container's init");
+                        fail(c, &e);
+                }
+                if (init > 0) {
+                        struct sync_msg m = { .type = SYNC_STAGE2, .pid = init };
+                        send(c->sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL);
+                        if (write(pp[1], &init, sizeof(init)) < 0)
+                                _exit(1);
+                        _exit(0);
+                }
+                /* stage 2: its parent is about to exit, so no PDEATHSIG (if
+                 * ocirun dies, the sync socket's EOF ends us); its pid as the
+                 * runtime sees it comes from stage 1, for the hooks' state */
+                close(pp[1]);
+                if (read(pp[0], &c->host_pid, sizeof(c->host_pid)) != sizeof(c->host_pid))
+                        _exit(1);
+                close(pp[0]);
+        }
+        if (c->new_userns)
+                joined = true;
 
         if (c->exec) {
                 if (setsid() < 0) {

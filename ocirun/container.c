@@ -217,6 +217,8 @@ static int prepare_timens(const struct spec *s, struct berr *e)
 static void kill_and_reap(pid_t pid)
 {
         kill(pid, SIGKILL);
+        /* a second-stage init is not our child (its parent exited): then
+         * waitpid fails at once and the kill is all we can do */
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                 ;
 }
@@ -225,13 +227,14 @@ static void kill_and_reap(pid_t pid)
  * sets itself up), let it go on, save what we know, and wait for it to be
  * ready (or to report why it is not). */
 int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *),
-                        int (*run_hooks)(void *), void *userdata, int *ret_master, struct berr *e)
+                        int (*run_hooks)(void *), void *userdata, int *ret_master, pid_t *ret_stage2,
+                        struct berr *e)
 {
         struct sync_msg m = { .type = SYNC_GO, .pid = pid };
         int r = cgroup_paths_enter(cgroup_paths, pid, e);
         if (r >= 0 && send(sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
                 r = berr_set(e, errno, "cannot signal the container process");
-        if (r >= 0)
+        if (r >= 0 && save)
                 r = save(userdata);
         if (r < 0) {
                 /* the child may have failed first: its reason is the one to tell */
@@ -245,8 +248,14 @@ int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save
         }
         for (;;) {
                 r = recv_sync(sync_fd, &m, ret_master);
-                if (r < 0 || (m.type != SYNC_CONSOLE && m.type != SYNC_HOOKS))
+                if (r < 0 || (m.type != SYNC_CONSOLE && m.type != SYNC_HOOKS && m.type != SYNC_STAGE2))
                         break;
+                if (m.type == SYNC_STAGE2) {
+                        if (!ret_stage2)
+                                return berr_setx(e, EBADMSG, "unexpected second stage from the container process");
+                        *ret_stage2 = m.pid;
+                        continue;
+                }
                 if (m.type == SYNC_HOOKS) {
                         if (!run_hooks)
                                 return berr_setx(e, EBADMSG, "the container process asked for hooks");
@@ -274,6 +283,7 @@ int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save
 }
 
 struct save_ctx {
+        pid_t *stage2;     /* the init when made in two stages, else <= 0 */
         const struct create_opts *o;
         const struct spec *spec;
         const char *bundle, *rootfs;
@@ -288,7 +298,8 @@ static int runtime_hooks(void *userdata)
 {
         struct save_ctx *sc = userdata;
         json_t *hooks = json_object_get(sc->spec->doc, "hooks");
-        json_t *st = state_hook_json(sc->spec->oci_version, sc->o->id, "creating", sc->pid, sc->bundle,
+        pid_t pid = *sc->stage2 > 0 ? *sc->stage2 : sc->pid;
+        json_t *st = state_hook_json(sc->spec->oci_version, sc->o->id, "creating", pid, sc->bundle,
                                      sc->spec->annotations);
         int r = hooks_run(hooks, HOOK_PRESTART, st, sc->e);
         if (r >= 0)
@@ -456,8 +467,17 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         if (pidns && !pidns->path)
                 flags |= CLONE_NEWPID;
         if (userns && !userns->path) {
-                flags |= CLONE_NEWUSER;
                 c.new_userns = true;
+                /* Namespaces joined by path belong to another user namespace:
+                 * they must be entered before ours exists (two stages). */
+                for (size_t i = 0; i < c.n_ns_fds; i++)
+                        c.two_stage = true;
+                if (pidns && pidns->path)
+                        c.two_stage = true;
+                if (c.two_stage)
+                        flags &= ~(unsigned long) CLONE_NEWPID;
+                else
+                        flags |= CLONE_NEWUSER;
         }
         if (timens && !timens->path && (r = prepare_timens(spec, e)) < 0)
                 goto fail;
@@ -479,7 +499,24 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                 goto fail;
         }
 
-        if (c.new_userns && (r = write_idmaps(pid, spec, e)) < 0)
+        if (c.two_stage) {
+                /* stage 1 joins the namespaces, unshares its user namespace and asks for the maps */
+                struct sync_msg um;
+                if ((r = recv_sync(sp[0], &um, NULL)) < 0 || um.type != SYNC_USERNS) {
+                        if (r >= 0 && um.type == SYNC_ERROR)
+                                r = berr_setx(e, um.err ? um.err : EINVAL, "%s", um.msg);
+                        else
+                                r = berr_setx(e, ECHILD, "container process exited during setup");
+                        goto fail;
+                }
+                if ((r = write_idmaps(pid, spec, e)) < 0)
+                        goto fail;
+                um = (struct sync_msg) { .type = SYNC_USERNS_DONE };
+                if (send(sp[0], &um, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0) {
+                        r = berr_set(e, errno, "cannot signal the container process");
+                        goto fail;
+                }
+        } else if (c.new_userns && (r = write_idmaps(pid, spec, e)) < 0)
                 goto fail;
         if (spec->process.has_oom_score_adj) {
                 char buf[16];
@@ -488,11 +525,31 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                         goto fail;
         }
 
+        pid_t stage2 = -1;
         struct save_ctx sc = {
                 .o = o, .spec = spec, .bundle = bundle, .rootfs = rootfs,
-                .cgroup_paths = c.cgroup_paths, .pid = pid, .e = e,
+                .cgroup_paths = c.cgroup_paths, .pid = pid, .stage2 = &stage2, .e = e,
         };
-        if ((r = container_handshake(pid, sp[0], c.cgroup_paths, save_state, runtime_hooks, &sc, ret_master, e)) < 0)
+        r = container_handshake(pid, sp[0], c.cgroup_paths, c.two_stage ? NULL : save_state, runtime_hooks, &sc,
+                                ret_master, c.two_stage ? &stage2 : NULL, e);
+        if (c.two_stage) {
+                /* stage 1 exits once it has forked stage 2, the container's
+                 * init; on failure it may still be there */
+                if (r < 0) {
+                        kill(pid, SIGKILL);
+                        if (stage2 > 0)
+                                kill(stage2, SIGKILL);
+                }
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                pid = stage2;
+                sc.pid = stage2;
+                if (r >= 0 && stage2 <= 0)
+                        r = berr_setx(e, ECHILD, "the container's init was not created");
+                if (r >= 0)
+                        r = save_state(&sc);
+        }
+        if (r < 0)
                 goto fail;
         *ret_pid = pid;
         r = 0;

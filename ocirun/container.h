@@ -33,6 +33,8 @@ struct init_ctx {
         const struct spec_process *process;  /* what to exec */
         bool exec;                /* `exec` into a running container: join, do not build */
         bool new_userns;          /* cloned into a new user namespace: wait for the id maps */
+        bool two_stage;           /* join namespaces by path, then unshare the user (and pid)
+                                   * namespace and fork the real init: see container_init */
         const char *id;
         const char *bundle;       /* absolute */
         const char *rootfs;       /* absolute */
@@ -61,6 +63,9 @@ enum sync_type {
         SYNC_CONSOLE,  /* child → parent: the pty master, as SCM_RIGHTS */
         SYNC_HOOKS,    /* child → parent: namespaces and mounts ready, run prestart/createRuntime */
         SYNC_HOOKS_DONE, /* parent → child: they ran */
+        SYNC_USERNS,   /* child → parent: user namespace made, write my id maps */
+        SYNC_USERNS_DONE, /* parent → child: written */
+        SYNC_STAGE2,   /* child → parent: the container's init is pid (stage 1 exits) */
 };
 
 struct sync_msg {
@@ -107,7 +112,8 @@ void init_ctx_release(struct init_ctx *c, int pidns_fd, const int sp[2], pid_t p
  * error); write a --pid-file. */
 int console_socket_connect(const char *path, struct berr *e);
 int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *),
-                        int (*run_hooks)(void *), void *userdata, int *ret_master, struct berr *e);
+                        int (*run_hooks)(void *), void *userdata, int *ret_master, pid_t *ret_stage2,
+                        struct berr *e);
 struct pid_file_ctx {
         const char *path;  /* NULL: none */
         pid_t pid;

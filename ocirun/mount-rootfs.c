@@ -277,7 +277,14 @@ static int mount_one(int rootfd, const struct rootfs_opts *o, const struct spec_
         } else {
                 const char *source = m->source && *m->source ? m->source : type;
                 r = do_mount(source, p, m->destination, type, flags & ~MS_REMOUNT, data, e);
-                if (r < 0)
+                if (r == -EPERM && type && strcmp(type, "sysfs") == 0) {
+                        /* a network namespace owned by another user namespace
+                         * (joined by path): sysfs cannot be mounted for it;
+                         * bind the host's, as runc does */
+                        if ((r = do_mount("/sys", p, m->destination, NULL, MS_BIND | MS_REC, NULL, e)) < 0 ||
+                            (r = remount_bind(rootfd, m->destination, flags | MS_NOSUID | MS_NODEV | MS_NOEXEC, e)) < 0)
+                                return r;
+                } else if (r < 0)
                         return r;
         }
 

@@ -706,16 +706,6 @@ static int validate(struct spec *s, struct berr *e)
                 return berr_setx(e, EINVAL, "a new user namespace needs linux.uidMappings and linux.gidMappings");
         if (!user && (s->n_uid_maps || s->n_gid_maps))
                 return berr_setx(e, EINVAL, "linux.uidMappings/gidMappings are set but there is no user namespace");
-        if (user && !user->path) {
-                /* The new user namespace is made by the same clone() as the
-                 * pid namespace; namespaces joined by path would be owned by
-                 * another user namespace and cannot be entered from it. */
-                for (size_t i = 0; i < s->n_namespaces; i++)
-                        if (s->namespaces[i].path && s->namespaces[i].flag != CLONE_NEWUSER)
-                                return berr_setx(e, EOPNOTSUPP,
-                                                 "joining namespaces by path together with a new user namespace "
-                                                 "is not supported by ocirun yet");
-        }
         if (user && user->path)
                 return berr_setx(e, EOPNOTSUPP, "joining a user namespace by path is not supported by ocirun yet");
         if ((s->time.has_monotonic || s->time.has_boottime) &&

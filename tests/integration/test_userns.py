@@ -97,3 +97,33 @@ def test_time_offsets_without_time_namespace_refused(rt, bundle, leftovers):
     assert p.returncode != 0
     assert "time namespace" in p.stderr
     assert leftovers(b) == []
+
+
+@pytest.mark.ocirun_only
+def test_user_namespace_with_network_namespace_joined_by_path(rt, bundle, leftovers):
+    """The joined namespace belongs to the host's user namespace: it must be
+    entered before the container's user namespace is made (runc's order).
+    sysfs cannot be mounted for a network namespace the container's user
+    namespace does not own: ocirun binds the host's /sys read-only instead
+    (runc 1.1 does that only in rootless mode and fails here)."""
+    import subprocess
+    import uuid
+    name = "bt-" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        ino = os.stat(f"/run/netns/{name}").st_ino
+        b = bundle(["sh", "-c", "id -u; readlink /proc/self/ns/net; echo $$", "@MARKER@"], write=False)
+        _userns(b.config)
+        ns = [n for n in b.config["linux"]["namespaces"] if n["type"] != "network"]
+        ns.append({"type": "network", "path": f"/run/netns/{name}"})
+        b.config["linux"]["namespaces"] = ns
+        b.write()
+        _chown_tree(b.rootfs, HOST_BASE, HOST_BASE)
+        _traversable(b.path)
+        p = run_container(rt, b)
+        assert p.returncode == 0, p.stderr
+        uid, net, pid = p.stdout.split()
+        assert uid == "0" and net == f"net:[{ino}]" and pid == "1"
+        assert leftovers(b) == []
+    finally:
+        subprocess.run(["ip", "netns", "del", name])
