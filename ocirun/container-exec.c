@@ -154,6 +154,26 @@ static int open_container_namespaces(pid_t pid, const struct spec *spec, struct 
         return 0;
 }
 
+struct exec_ctx {
+        struct pid_file_ctx pf;
+        struct seccomp_ctx *seccomp;
+        const struct container_state *st;
+};
+
+static int exec_save(void *userdata)
+{
+        return write_pid_file(&((struct exec_ctx *) userdata)->pf);
+}
+
+static int exec_seccomp_to_agent(void *userdata, int fd)
+{
+        struct exec_ctx *ec = userdata;
+        json_t *js = state_to_json(ec->st, STATUS_RUNNING);
+        int r = seccomp_filter_send_listener(ec->seccomp, fd, ec->pf.pid, js, ec->pf.e);
+        json_decref(js);
+        return r;
+}
+
 int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, int *ret_master,
                    struct berr *e)
 {
@@ -251,8 +271,9 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
                 goto kill_out;
         }
 
-        struct pid_file_ctx pf = { .path = o->pid_file, .pid = pid, .e = e };
-        if ((r = container_handshake(pid, sp[0], st->cgroup_paths, write_pid_file, NULL, &pf, ret_master, NULL, e)) < 0) {
+        struct exec_ctx ec = { .pf = { .path = o->pid_file, .pid = pid, .e = e }, .seccomp = c.seccomp, .st = st };
+        struct handshake_ops ops = { .save = exec_save, .seccomp_listener = exec_seccomp_to_agent, .userdata = &ec };
+        if ((r = container_handshake(pid, sp[0], st->cgroup_paths, &ops, ret_master, NULL, e)) < 0) {
 kill_out:
                 kill(pid, SIGKILL);
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)

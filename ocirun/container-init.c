@@ -287,6 +287,24 @@ _Noreturn void container_init(struct init_ctx *c)
                 fail(c, &e);
         }
 
+        /* A seccomp agent needs the notify fd before the process runs: load
+         * the filter now (it was loaded already without no_new_privs) and
+         * hand the fd over through ocirun. */
+        bool seccomp_loaded = c->seccomp && !p->no_new_privileges;
+        if (seccomp_filter_notifies(c->seccomp)) {
+                if (!seccomp_loaded && seccomp_filter_load(c->seccomp, &e) < 0)
+                        fail(c, &e);
+                seccomp_loaded = true;
+                int nfd = seccomp_filter_notify_fd(c->seccomp);
+                struct sync_msg sm = { .type = SYNC_SECCOMP };
+                if (nfd < 0 || fd_send(c->sync_fd, nfd, &sm, offsetof(struct sync_msg, msg)) < 0) {
+                        berr_set(&e, nfd < 0 ? nfd : errno, "cannot hand over the seccomp notify fd");
+                        fail(c, &e);
+                }
+                close(nfd);
+                wait_for(c, SYNC_SECCOMP_DONE);
+        }
+
         prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
         struct sync_msg ready = { .type = SYNC_READY };
         if (send(c->sync_fd, &ready, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
@@ -324,7 +342,7 @@ _Noreturn void container_init(struct init_ctx *c)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
 
-        if (c->seccomp && p->no_new_privileges && seccomp_filter_load(c->seccomp, &e) < 0) {
+        if (c->seccomp && !seccomp_loaded && seccomp_filter_load(c->seccomp, &e) < 0) {
                 dprintf(STDERR_FILENO, "ocirun: %s\n", e.msg);
                 _exit(127);
         }

@@ -146,7 +146,7 @@ static int recv_sync(int fd, struct sync_msg *m, int *ret_fd)
         int passed = -1;
         int n = fd_recv(fd, m, sizeof(*m), &passed);
         if (passed >= 0) {
-                if (ret_fd && *ret_fd < 0)
+                if (ret_fd)
                         *ret_fd = passed;
                 else
                         close(passed);
@@ -226,16 +226,15 @@ static void kill_and_reap(pid_t pid)
 /* Parent half of the handshake: put the child in its cgroups (while it
  * sets itself up), let it go on, save what we know, and wait for it to be
  * ready (or to report why it is not). */
-int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *),
-                        int (*run_hooks)(void *), void *userdata, int *ret_master, pid_t *ret_stage2,
-                        struct berr *e)
+int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, const struct handshake_ops *ops,
+                        int *ret_master, pid_t *ret_stage2, struct berr *e)
 {
         struct sync_msg m = { .type = SYNC_GO, .pid = pid };
         int r = cgroup_paths_enter(cgroup_paths, pid, e);
         if (r >= 0 && send(sync_fd, &m, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
                 r = berr_set(e, errno, "cannot signal the container process");
-        if (r >= 0 && save)
-                r = save(userdata);
+        if (r >= 0 && ops->save)
+                r = ops->save(ops->userdata);
         if (r < 0) {
                 /* the child may have failed first: its reason is the one to tell */
                 struct sync_msg early;
@@ -247,7 +246,28 @@ int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save
                 return r;
         }
         for (;;) {
-                r = recv_sync(sync_fd, &m, ret_master);
+                int passed = -1;
+                r = recv_sync(sync_fd, &m, &passed);
+                if (r >= 0 && m.type == SYNC_CONSOLE && passed >= 0 && ret_master && *ret_master < 0) {
+                        *ret_master = passed;
+                        continue;
+                }
+                if (r >= 0 && m.type == SYNC_SECCOMP) {
+                        if (passed < 0 || !ops->seccomp_listener)
+                                r = berr_setx(e, EBADMSG, "unexpected seccomp fd from the container process");
+                        else
+                                r = ops->seccomp_listener(ops->userdata, passed);
+                        if (passed >= 0)
+                                close(passed);
+                        if (r < 0)
+                                return r;
+                        struct sync_msg done = { .type = SYNC_SECCOMP_DONE };
+                        if (send(sync_fd, &done, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
+                                return berr_set(e, errno, "cannot signal the container process");
+                        continue;
+                }
+                if (passed >= 0)
+                        close(passed);
                 if (r < 0 || (m.type != SYNC_CONSOLE && m.type != SYNC_HOOKS && m.type != SYNC_STAGE2))
                         break;
                 if (m.type == SYNC_STAGE2) {
@@ -257,9 +277,9 @@ int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save
                         continue;
                 }
                 if (m.type == SYNC_HOOKS) {
-                        if (!run_hooks)
+                        if (!ops->run_hooks)
                                 return berr_setx(e, EBADMSG, "the container process asked for hooks");
-                        if ((r = run_hooks(userdata)) < 0)
+                        if ((r = ops->run_hooks(ops->userdata)) < 0)
                                 return r;
                         struct sync_msg done = { .type = SYNC_HOOKS_DONE };
                         if (send(sync_fd, &done, offsetof(struct sync_msg, msg), MSG_NOSIGNAL) < 0)
@@ -284,6 +304,7 @@ int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save
 
 struct save_ctx {
         pid_t *stage2;     /* the init when made in two stages, else <= 0 */
+        struct seccomp_ctx *seccomp;
         const struct create_opts *o;
         const struct spec *spec;
         const char *bundle, *rootfs;
@@ -304,6 +325,17 @@ static int runtime_hooks(void *userdata)
         int r = hooks_run(hooks, HOOK_PRESTART, st, sc->e);
         if (r >= 0)
                 r = hooks_run(hooks, HOOK_CREATE_RUNTIME, st, sc->e);
+        json_decref(st);
+        return r;
+}
+
+static int seccomp_to_agent(void *userdata, int fd)
+{
+        struct save_ctx *sc = userdata;
+        pid_t pid = *sc->stage2 > 0 ? *sc->stage2 : sc->pid;
+        json_t *st = state_hook_json(sc->spec->oci_version, sc->o->id, "creating", pid, sc->bundle,
+                                     sc->spec->annotations);
+        int r = seccomp_filter_send_listener(sc->seccomp, fd, pid, st, sc->e);
         json_decref(st);
         return r;
 }
@@ -529,9 +561,15 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         struct save_ctx sc = {
                 .o = o, .spec = spec, .bundle = bundle, .rootfs = rootfs,
                 .cgroup_paths = c.cgroup_paths, .pid = pid, .stage2 = &stage2, .e = e,
+                .seccomp = c.seccomp,
         };
-        r = container_handshake(pid, sp[0], c.cgroup_paths, c.two_stage ? NULL : save_state, runtime_hooks, &sc,
-                                ret_master, c.two_stage ? &stage2 : NULL, e);
+        struct handshake_ops ops = {
+                .save = c.two_stage ? NULL : save_state,
+                .run_hooks = runtime_hooks,
+                .seccomp_listener = seccomp_to_agent,
+                .userdata = &sc,
+        };
+        r = container_handshake(pid, sp[0], c.cgroup_paths, &ops, ret_master, c.two_stage ? &stage2 : NULL, e);
         if (c.two_stage) {
                 /* stage 1 exits once it has forked stage 2, the container's
                  * init; on failure it may still be there */

@@ -66,6 +66,8 @@ enum sync_type {
         SYNC_USERNS,   /* child → parent: user namespace made, write my id maps */
         SYNC_USERNS_DONE, /* parent → child: written */
         SYNC_STAGE2,   /* child → parent: the container's init is pid (stage 1 exits) */
+        SYNC_SECCOMP,  /* child → parent: the seccomp notify fd, as SCM_RIGHTS, for the agent */
+        SYNC_SECCOMP_DONE, /* parent → child: sent to the agent */
 };
 
 struct sync_msg {
@@ -111,9 +113,14 @@ void init_ctx_release(struct init_ctx *c, int pidns_fd, const int sp[2], pid_t p
  * the sync handshake (cgroups, GO, save(), then READY or the child's
  * error); write a --pid-file. */
 int console_socket_connect(const char *path, struct berr *e);
-int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, int (*save)(void *),
-                        int (*run_hooks)(void *), void *userdata, int *ret_master, pid_t *ret_stage2,
-                        struct berr *e);
+struct handshake_ops {
+        int (*save)(void *userdata);                       /* once GO is sent (may be NULL) */
+        int (*run_hooks)(void *userdata);                  /* prestart/createRuntime (may be NULL) */
+        int (*seccomp_listener)(void *userdata, int fd);   /* hand the notify fd to the agent */
+        void *userdata;
+};
+int container_handshake(pid_t pid, int sync_fd, json_t *cgroup_paths, const struct handshake_ops *ops,
+                        int *ret_master, pid_t *ret_stage2, struct berr *e);
 struct pid_file_ctx {
         const char *path;  /* NULL: none */
         pid_t pid;

@@ -7,6 +7,7 @@
  * any of this (it would only for SCMP_ACT_NOTIFY, which is refused). */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <seccomp.h>
 #include <stdbool.h>
@@ -14,8 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "cleanup.h"
+#include "console.h"
 #include "log.h"
 #include "seccomp.h"
 
@@ -28,6 +33,8 @@
 
 struct seccomp_ctx {
         scmp_filter_ctx filter;
+        char *listener_path;   /* with SCMP_ACT_NOTIFY: the agent's socket */
+        char *listener_metadata;
 };
 
 struct action_name {
@@ -115,10 +122,6 @@ static int parse_action(const json_t *o, const char *where, const char *action_k
                         a = &actions[i];
         if (!a)
                 return berr_setx(e, EINVAL, "%s.%s \"%s\" is not an action", where, action_key, name);
-        if (a->action == SCMP_ACT_NOTIFY)
-                return berr_setx(e, EOPNOTSUPP,
-                                 "%s.%s: SCMP_ACT_NOTIFY (a seccomp listener) is not supported by ocirun", where,
-                                 action_key);
         if (errno_set && !a->takes_errno)
                 return berr_setx(e, EINVAL,
                                  "%s.%s cannot be used with %s (only with SCMP_ACT_ERRNO and SCMP_ACT_TRACE)",
@@ -352,7 +355,7 @@ static int build(scmp_filter_ctx *ret_filter, const json_t *seccomp, struct berr
                 return berr_setx(e, EINVAL, "linux.seccomp.listenerMetadata must be a string");
         if (metadata && !listener)
                 return berr_setx(e, EINVAL, "linux.seccomp.listenerMetadata is set without listenerPath");
-        /* listenerPath alone is ignored: it only matters with SCMP_ACT_NOTIFY. */
+        /* listenerPath alone is harmless: it only matters with SCMP_ACT_NOTIFY. */
 
         json_t *syscalls = member(seccomp, "syscalls");
         if (syscalls && !json_is_array(syscalls))
@@ -385,6 +388,21 @@ static int build(scmp_filter_ctx *ret_filter, const json_t *seccomp, struct berr
         return 0;
 }
 
+static bool uses_notify(const json_t *seccomp)
+{
+        const char *def = json_string_value(json_object_get(seccomp, "defaultAction"));
+        if (def && strcmp(def, "SCMP_ACT_NOTIFY") == 0)
+                return true;
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(seccomp, "syscalls"), i, v) {
+                const char *a = json_string_value(json_object_get(v, "action"));
+                if (a && strcmp(a, "SCMP_ACT_NOTIFY") == 0)
+                        return true;
+        }
+        return false;
+}
+
 int seccomp_filter_prepare(const json_t *linux_seccomp, struct seccomp_ctx **ret, struct berr *e)
 {
         scmp_filter_ctx f = NULL;
@@ -404,8 +422,55 @@ int seccomp_filter_prepare(const json_t *linux_seccomp, struct seccomp_ctx **ret
                 return berr_setx(e, ENOMEM, "out of memory");
         }
         ctx->filter = f;
+        if (uses_notify(linux_seccomp)) {
+                const char *lp = json_string_value(json_object_get(linux_seccomp, "listenerPath"));
+                const char *md = json_string_value(json_object_get(linux_seccomp, "listenerMetadata"));
+                if (!lp || !*lp) {
+                        seccomp_filter_free(ctx);
+                        return berr_setx(e, EINVAL, "linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath");
+                }
+                ctx->listener_path = strdup(lp);
+                ctx->listener_metadata = md ? strdup(md) : NULL;
+        }
         *ret = ctx;
         return 0;
+}
+
+bool seccomp_filter_notifies(const struct seccomp_ctx *ctx)
+{
+        return ctx && ctx->listener_path;
+}
+
+int seccomp_filter_notify_fd(struct seccomp_ctx *ctx)
+{
+        int fd = seccomp_notify_fd(ctx->filter);
+        return fd < 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+int seccomp_filter_send_listener(const struct seccomp_ctx *ctx, int notify_fd, pid_t pid, const json_t *state,
+                                 struct berr *e)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(ctx->listener_path) >= sizeof(sa.sun_path))
+                return berr_setx(e, ENAMETOOLONG, "linux.seccomp.listenerPath \"%s\" is too long", ctx->listener_path);
+        strcpy(sa.sun_path, ctx->listener_path);
+        json_t *msg = json_pack("{s:s, s:[s], s:i, s:s, s:O}", "ociVersion", "1.0.2", "fds", "seccompFd", "pid",
+                                (int) pid, "metadata", ctx->listener_metadata ? ctx->listener_metadata : "", "state",
+                                state);
+        char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+        json_decref(msg);
+        if (!text)
+                return -ENOMEM;
+        int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int r = 0;
+        if (sock < 0 || connect(sock, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                r = berr_set(e, errno, "cannot connect to the seccomp agent at \"%s\"", ctx->listener_path);
+        else if (fd_send(sock, notify_fd, text, strlen(text)) < 0)
+                r = berr_set(e, errno, "cannot send the seccomp fd to \"%s\"", ctx->listener_path);
+        if (sock >= 0)
+                close(sock);
+        free(text);
+        return r;
 }
 
 int seccomp_filter_load(struct seccomp_ctx *ctx, struct berr *e)
@@ -431,6 +496,8 @@ void seccomp_filter_free(struct seccomp_ctx *ctx)
         if (!ctx)
                 return;
         seccomp_release(ctx->filter);
+        free(ctx->listener_path);
+        free(ctx->listener_metadata);
         free(ctx);
 }
 
@@ -442,8 +509,7 @@ json_t *seccomp_features(void)
         };
         json_t *acts = json_array(), *ops = json_array(), *arch = json_array();
         for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
-                if (actions[i].action != SCMP_ACT_NOTIFY)
-                        json_array_append_new(acts, json_string(actions[i].name));
+                json_array_append_new(acts, json_string(actions[i].name));
         for (size_t i = 0; i < sizeof(operators) / sizeof(operators[0]); i++)
                 json_array_append_new(ops, json_string(operators[i].name));
         for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++) {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -23,6 +25,16 @@ int seccomp_filter_prepare(const json_t *linux_seccomp, struct seccomp_ctx **ret
 int seccomp_filter_load(struct seccomp_ctx *ctx, struct berr *e);
 
 void seccomp_filter_free(struct seccomp_ctx *ctx);
+
+/* SCMP_ACT_NOTIFY: the filter has rules for a seccomp agent
+ * (linux.seccomp.listenerPath). Then the container's process loads it
+ * before it reports ready, passes the notify fd (seccomp_filter_notify_fd)
+ * to ocirun, which sends it to the agent with the runtime-spec's
+ * ContainerProcessState (seccomp_filter_send_listener). */
+bool seccomp_filter_notifies(const struct seccomp_ctx *ctx);
+int seccomp_filter_notify_fd(struct seccomp_ctx *ctx);
+int seccomp_filter_send_listener(const struct seccomp_ctx *ctx, int notify_fd, pid_t pid, const json_t *state,
+                                 struct berr *e);
 
 /* The "seccomp" object of `ocirun features`. */
 json_t *seccomp_features(void);

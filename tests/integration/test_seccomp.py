@@ -313,8 +313,8 @@ def test_bad_profile_fails_cleanly(rt, bundle, leftovers, name, cmd):
      '(only with SCMP_ACT_ERRNO and SCMP_ACT_TRACE)'),
     (profile(flags=["SECCOMP_FILTER_FLAG_BOGUS"]),
      'ocirun: linux.seccomp.flags[0] "SECCOMP_FILTER_FLAG_BOGUS" is not a seccomp flag'),
-    (profile(syscalls=[rule("mkdir", "SCMP_ACT_NOTIFY")], listenerPath="/run/agent.sock"),
-     'ocirun: linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY (a seccomp listener) is not supported by ocirun'),
+    (profile(syscalls=[rule("mkdir", "SCMP_ACT_NOTIFY")]),
+     'ocirun: linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath'),
     ("SCMP_ACT_ALLOW", "ocirun: linux.seccomp must be an object"),
 ], ids=["names-missing", "action", "arch", "op", "index", "errnoRet", "flag", "notify", "not-object"])
 def test_bad_profile_message(rt, bundle, leftovers, prof, message):

@@ -243,17 +243,22 @@ static void test_arg_errors(void **state)
         expect_error(ARG_RULE("{\"index\": 0, \"value\": 1, \"op\": \"==\"}"), EINVAL, "\"==\" is not an operator");
 }
 
-static void test_notify_not_supported(void **state)
+static void test_notify(void **state)
 {
         (void) state;
-        expect_error(RULES_PREFIX "{\"names\": [\"read\"], \"action\": \"SCMP_ACT_NOTIFY\"}], "
-                                  "\"listenerPath\": \"/run/agent.sock\"}",
-                     EOPNOTSUPP, "linux.seccomp.syscalls[3].action: SCMP_ACT_NOTIFY");
-        expect_error("{\"defaultAction\": \"SCMP_ACT_NOTIFY\"}", EOPNOTSUPP, "not supported");
-        /* listenerPath without any notify rule is ignored */
-        seccomp_filter_free(expect_ok("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/run/a.sock\", "
-                                      "\"listenerMetadata\": \"x\", \"syscalls\": [{\"names\": [\"getppid\"], "
-                                      "\"action\": \"SCMP_ACT_ERRNO\"}]}"));
+        /* a notify rule needs an agent to send the fd to */
+        expect_error(RULES_PREFIX "{\"names\": [\"read\"], \"action\": \"SCMP_ACT_NOTIFY\"}]}", EINVAL,
+                     "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath");
+        struct seccomp_ctx *ctx = expect_ok(RULES_PREFIX "{\"names\": [\"mkdir\"], \"action\": \"SCMP_ACT_NOTIFY\"}], "
+                                                         "\"listenerPath\": \"/run/agent.sock\"}");
+        assert_true(seccomp_filter_notifies(ctx));
+        seccomp_filter_free(ctx);
+        /* listenerPath without any notify rule changes nothing */
+        ctx = expect_ok("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/run/a.sock\", "
+                        "\"listenerMetadata\": \"x\", \"syscalls\": [{\"names\": [\"getppid\"], "
+                        "\"action\": \"SCMP_ACT_ERRNO\"}]}");
+        assert_false(seccomp_filter_notifies(ctx));
+        seccomp_filter_free(ctx);
 }
 
 /* ---- accepted profiles ---- */
@@ -555,7 +560,7 @@ int main(void)
                 cmocka_unit_test(test_flag_errors),
                 cmocka_unit_test(test_syscall_errors),
                 cmocka_unit_test(test_arg_errors),
-                cmocka_unit_test(test_notify_not_supported),
+                cmocka_unit_test(test_notify),
                 cmocka_unit_test(test_all_actions_operators_archs_flags),
                 cmocka_unit_test(test_unknown_syscalls_skipped),
                 cmocka_unit_test(test_rule_like_default_skipped),
