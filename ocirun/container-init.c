@@ -202,7 +202,7 @@ _Noreturn void container_init(struct init_ctx *c)
          * path): those were entered above while we were still privileged
          * over them; now make the user namespace, have the parent write its
          * maps, make the pid namespace and fork the real init into it. */
-        if (c->two_stage) {
+        if (c->two_stage && c->new_userns) {
                 if (unshare(CLONE_NEWUSER) < 0) {
                         berr_set(&e, errno, "cannot create the user namespace");
                         fail(c, &e);
@@ -215,7 +215,7 @@ _Noreturn void container_init(struct init_ctx *c)
 
         /* In a new user namespace nothing works until the parent has
          * written our id maps; then become root of the namespace. */
-        if (c->new_userns) {
+        if (c->new_userns || c->joined_userns) {
                 if (!c->two_stage)
                         wait_for_go(c);
                 if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
@@ -256,7 +256,7 @@ _Noreturn void container_init(struct init_ctx *c)
                         _exit(1);
                 close(pp[0]);
         }
-        if (c->new_userns)
+        if (c->new_userns || c->two_stage)
                 joined = true;
 
         if (c->exec) {

@@ -112,7 +112,9 @@ static int open_namespaces(const struct spec *s, struct init_ctx *c, int *ret_pi
                 int flag;
                 const char *name;
         } order[] = {
-                /* the order runc joins them in: ipc, uts, net, then mnt and cgroup */
+                /* the order runc joins them in: user first (the others may
+                 * be owned by it), ipc, uts, net, then mnt and cgroup */
+                { CLONE_NEWUSER, "user" },
                 { CLONE_NEWIPC, "ipc" },   { CLONE_NEWUTS, "uts" },       { CLONE_NEWNET, "network" },
                 { CLONE_NEWNS, "mount" },  { CLONE_NEWCGROUP, "cgroup" }, { CLONE_NEWTIME, "time" },
                 { CLONE_NEWPID, "pid" },
@@ -502,14 +504,17 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                 c.new_userns = true;
                 /* Namespaces joined by path belong to another user namespace:
                  * they must be entered before ours exists (two stages). */
-                for (size_t i = 0; i < c.n_ns_fds; i++)
-                        c.two_stage = true;
-                if (pidns && pidns->path)
-                        c.two_stage = true;
+                c.two_stage = c.n_ns_fds > 0 || (pidns && pidns->path);
                 if (c.two_stage)
                         flags &= ~(unsigned long) CLONE_NEWPID;
                 else
                         flags |= CLONE_NEWUSER;
+        }
+        if (userns && userns->path) {
+                /* joined by path: enter it, then make the pid namespace in it */
+                c.joined_userns = true;
+                c.two_stage = true;
+                flags &= ~(unsigned long) CLONE_NEWPID;
         }
         if (timens && !timens->path && (r = prepare_timens(spec, e)) < 0)
                 goto fail;
@@ -531,7 +536,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                 goto fail;
         }
 
-        if (c.two_stage) {
+        if (c.two_stage && c.new_userns) {
                 /* stage 1 joins the namespaces, unshares its user namespace and asks for the maps */
                 struct sync_msg um;
                 if ((r = recv_sync(sp[0], &um, NULL)) < 0 || um.type != SYNC_USERNS) {

@@ -33,6 +33,7 @@ struct init_ctx {
         const struct spec_process *process;  /* what to exec */
         bool exec;                /* `exec` into a running container: join, do not build */
         bool new_userns;          /* cloned into a new user namespace: wait for the id maps */
+        bool joined_userns;       /* the user namespace is joined by path */
         bool two_stage;           /* join namespaces by path, then unshare the user (and pid)
                                    * namespace and fork the real init: see container_init */
         const char *id;
@@ -42,8 +43,8 @@ struct init_ctx {
         int sync_fd;
         int state_dir_fd;         /* O_PATH; exec.fifo is opened through it */
         int console_fd;           /* connected --console-socket, or -1 */
-        int ns_fds[8];            /* namespaces to join by path (not pid) */
-        int ns_flags[8];
+        int ns_fds[9];            /* namespaces to join by path (not pid) */
+        int ns_flags[9];
         size_t n_ns_fds;
         bool no_pivot, no_new_keyring;
         int preserve_fds;

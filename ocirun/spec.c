@@ -706,8 +706,6 @@ static int validate(struct spec *s, struct berr *e)
                 return berr_setx(e, EINVAL, "a new user namespace needs linux.uidMappings and linux.gidMappings");
         if (!user && (s->n_uid_maps || s->n_gid_maps))
                 return berr_setx(e, EINVAL, "linux.uidMappings/gidMappings are set but there is no user namespace");
-        if (user && user->path)
-                return berr_setx(e, EOPNOTSUPP, "joining a user namespace by path is not supported by ocirun yet");
         if ((s->time.has_monotonic || s->time.has_boottime) &&
             !(spec_namespace(s, CLONE_NEWTIME) && !spec_namespace(s, CLONE_NEWTIME)->path))
                 return berr_setx(e, EINVAL, "linux.timeOffsets needs a new time namespace");

@@ -127,3 +127,39 @@ def test_user_namespace_with_network_namespace_joined_by_path(rt, bundle, leftov
         assert leftovers(b) == []
     finally:
         subprocess.run(["ip", "netns", "del", name])
+
+
+@pytest.mark.ocirun_only
+def test_join_user_namespace_by_path(rt, bundle, leftovers):
+    """A user namespace made elsewhere (here by util-linux's unshare, with
+    setgroups denied as rootless tools do) is entered by path; the container
+    still gets its own pid namespace, owned by that user namespace. (runc 1.1
+    insists on uidMappings even when joining, which the spec does not ask.)"""
+    import subprocess
+    import time
+    holder = subprocess.Popen(["unshare", "-U", "--map-root-user", "sleep", "60"])
+    try:
+        path = f"/proc/{holder.pid}/ns/user"
+        ours = os.readlink("/proc/self/ns/user")
+        for _ in range(200):
+            if os.readlink(path) != ours:
+                with open(f"/proc/{holder.pid}/uid_map") as f:
+                    if f.read().split() == ["0", "0", "1"]:
+                        break
+            time.sleep(0.01)
+        ns_id = os.readlink(path)
+        assert ns_id != ours
+
+        def edit(c):
+            c["linux"]["namespaces"].append({"type": "user", "path": path})
+            for m in c["mounts"]:  # gid 5 is not mapped in that namespace
+                if m["destination"] == "/dev/pts":
+                    m["options"] = [o for o in m["options"] if o != "gid=5"]
+        b = bundle(["sh", "-c", "id -u; readlink /proc/self/ns/user; echo $$", "@MARKER@"], edit=edit)
+        p = run_container(rt, b)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split() == ["0", ns_id, "1"]
+        assert leftovers(b) == []
+    finally:
+        holder.kill()
+        holder.wait()
