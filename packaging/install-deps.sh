@@ -11,7 +11,8 @@ BUILD="build-essential meson ninja-build pkg-config
        libnl-3-dev libnl-route-3-dev libarchive-dev libssl-dev"
 TEST="python3 python3-pytest busybox-static runc hyperfine
       iproute2 procps util-linux time
-      containerd docker.io podman conmon iptables"
+      containerd docker.io podman conmon iptables
+      docker-registry skopeo zstd openssl"
 
 missing=""
 for p in $BUILD $TEST; do

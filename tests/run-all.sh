@@ -60,6 +60,9 @@ pytest_suite integration tests/integration
 export BERTH_BUILD="$PWD/$BUILD"
 pytest_suite shim tests/shim
 
+# the supervisor's registry client and content store against a real registry
+pytest_suite supervisor tests/supervisor
+
 # ocirun under the real peers: containerd, dockerd, podman
 pytest_suite dropin tests/dropin
 p_skip=$p_skip_total

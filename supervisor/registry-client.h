@@ -1,0 +1,67 @@
+/* A client of the distribution API v2 (libcurl) for one repository:
+ * manifests with content negotiation, blobs streamed to a sink.
+ *
+ * Transport: https with the system CAs; plain http only for localhost,
+ * 127.0.0.0/8, ::1 and the hosts of the insecure list (as Docker does,
+ * host or host:port). Redirects are followed on the same terms.
+ *
+ * Authentication happens when the registry asks (401 + WWW-Authenticate):
+ * Basic with the credentials from the Docker-style config.json, or the
+ * Bearer token flow (GET realm?service=&scope=repository:<path>:pull, with
+ * those credentials when there are any, then the request again).
+ *
+ * Connection errors, 429 and 5xx are retried with exponential backoff; a
+ * blob download that breaks resumes where its sink stopped (Range), and
+ * starts over when the registry ignores the range. Errors name the URL and
+ * the HTTP status, with the registry's own error code and message. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "content-store.h"
+#include "err.h"
+#include "image-reference.h"
+
+struct registry_options {
+        const char *auth_config;        /* config.json with "auths"; NULL: none */
+        char *const *insecure;          /* NULL-terminated, may be NULL */
+        long connect_timeout_ms;        /* 0: 30 s */
+        long stall_timeout_s;           /* a transfer slower than 1 KB/s for this long fails; 0: 60 */
+        int retries;                    /* after the first attempt; < 0: 3 */
+        long backoff_ms;                /* first retry delay, doubling; 0: 200 ms */
+};
+
+struct registry_client;
+
+int registry_client_new(const struct image_ref *ref, const struct registry_options *o, struct registry_client **ret,
+                        struct berr *e);
+void registry_client_free(struct registry_client *c);
+
+/* "http" or "https", as chosen for the reference's registry. */
+const char *registry_client_scheme(const struct registry_client *c);
+
+/* GETs the manifest or index for object (a tag or a digest), at most
+ * IMAGE_MANIFEST_MAX bytes. Its sha256 is computed and checked against
+ * object when that is a digest, and against Docker-Content-Digest when the
+ * registry sends one. ret_body is NUL-terminated, ret_content_type may be
+ * NULL in the response (then *ret_content_type is NULL). */
+int registry_get_manifest(struct registry_client *c, const char *object, char **ret_body, size_t *ret_len,
+                          char **ret_content_type, char ret_digest[CONTENT_DIGEST_MAX], struct berr *e);
+
+/* Where a blob goes. offset: the bytes the sink already has (a download
+ * asks for the rest); reset: start over from byte 0; write: append. */
+struct registry_sink {
+        uint64_t (*offset)(void *ud);
+        int (*reset)(void *ud, struct berr *e);
+        int (*write)(void *ud, const void *data, size_t len, struct berr *e);
+        void *ud;
+};
+
+/* GETs a blob into sink until it holds size bytes. The sink checks the
+ * digest (content_writer does); this checks the length. */
+int registry_fetch_blob(struct registry_client *c, const char *digest, int64_t size, const struct registry_sink *sink,
+                        struct berr *e);
+
+/* Optional: releases libcurl's global state at program exit. */
+void registry_global_cleanup(void);
