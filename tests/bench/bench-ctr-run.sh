@@ -27,34 +27,15 @@
 # `--rm` frees the id, so hyperfine can repeat the same command line.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-if [ -z "${OCIRUN:-}" ]; then
-    OCIRUN=$repo/build-ci/ocirun/ocirun
-    [ -x "$OCIRUN" ] || OCIRUN=$repo/build/ocirun/ocirun
-fi
-PEER_RUNTIME=${PEER_RUNTIME:-runc}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_runtimes bench-ctr-run
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 hf_ignore=()
 [ "${IGNORE_FAILURES:-0}" = 1 ] && hf_ignore=(-i)
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-
-resolve() { if [[ $1 == */* ]]; then readlink -f -- "$1"; else command -v -- "$1" || true; fi; }
-ocirun=$(resolve "$OCIRUN")
-peer=$(resolve "$PEER_RUNTIME")
-for pair in "OCIRUN:$ocirun:$OCIRUN" "PEER_RUNTIME:$peer:$PEER_RUNTIME"; do
-    IFS=: read -r var path given <<<"$pair"
-    if [ -z "$path" ] || [ ! -x "$path" ]; then
-        echo "bench-ctr-run: $var runtime not found or not executable: $given" >&2
-        exit 1
-    fi
-done
 for tool in hyperfine containerd ctr containerd-shim-runc-v2; do
     command -v "$tool" >/dev/null || { echo "bench-ctr-run: $tool not installed" >&2; exit 1; }
 done
-[ -x /bin/busybox ] || { echo "bench-ctr-run: /bin/busybox (busybox-static) required" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/bench-ctr.XXXXXX)
 ns="bench-ctr-$$"

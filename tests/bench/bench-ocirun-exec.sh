@@ -21,27 +21,10 @@
 # started once (`run -d` of `sleep`), deleted by the cleanup trap.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-OCIRUN=${OCIRUN:-$repo/build/ocirun/ocirun}
-PEER_RUNTIME=${PEER_RUNTIME:-runc}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_runtimes bench-ocirun-exec
 RUNS=${RUNS:-50}
 WARMUP=${WARMUP:-5}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-
-resolve() { if [[ $1 == */* ]]; then readlink -f -- "$1"; else command -v -- "$1" || true; fi; }
-ocirun=$(resolve "$OCIRUN")
-peer=$(resolve "$PEER_RUNTIME")
-for pair in "OCIRUN:$ocirun:$OCIRUN" "PEER_RUNTIME:$peer:$PEER_RUNTIME"; do
-    IFS=: read -r var path given <<<"$pair"
-    if [ -z "$path" ] || [ ! -x "$path" ]; then
-        echo "bench-ocirun-exec: $var runtime not found or not executable: $given" >&2
-        exit 1
-    fi
-done
-command -v hyperfine >/dev/null || { echo "bench-ocirun-exec: hyperfine not installed" >&2; exit 1; }
-[ -x /bin/busybox ] || { echo "bench-ocirun-exec: /bin/busybox (busybox-static) required" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/bench-ocirun-exec.XXXXXX)
 oid="bench-o-$$"
@@ -55,13 +38,7 @@ trap cleanup EXIT
 
 # --- bundle ---------------------------------------------------------------
 bundle=$tmp/bundle
-mkdir -p "$bundle/rootfs/bin"
-cp /bin/busybox "$bundle/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-    [ "$applet" = busybox ] || [ -e "$bundle/rootfs/bin/$applet" ] ||
-        ln -s busybox "$bundle/rootfs/bin/$applet"
-done
-mkdir -p "$bundle/rootfs/"{proc,sys,dev,tmp,etc,root}
+bench_busybox_rootfs "$bundle/rootfs"
 (cd "$bundle" && "$peer" spec)
 "$PY" - "$bundle/config.json" <<'EOF'
 import json, sys

@@ -27,28 +27,9 @@
 # each measurement the container is deleted.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-if [ -z "${OCIRUN:-}" ]; then
-    OCIRUN=$repo/build-ci/ocirun/ocirun
-    [ -x "$OCIRUN" ] || OCIRUN=$repo/build/ocirun/ocirun
-fi
-PEER_RUNTIME=${PEER_RUNTIME:-runc}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_runtimes bench-ocirun-rss
 RUNS=${RUNS:-10}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-
-resolve() { if [[ $1 == */* ]]; then readlink -f -- "$1"; else command -v -- "$1" || true; fi; }
-ocirun=$(resolve "$OCIRUN")
-peer=$(resolve "$PEER_RUNTIME")
-for pair in "OCIRUN:$ocirun:$OCIRUN" "PEER_RUNTIME:$peer:$PEER_RUNTIME"; do
-    IFS=: read -r var path given <<<"$pair"
-    if [ -z "$path" ] || [ ! -x "$path" ]; then
-        echo "bench-ocirun-rss: $var runtime not found or not executable: $given" >&2
-        exit 1
-    fi
-done
-[ -x /bin/busybox ] || { echo "bench-ocirun-rss: /bin/busybox (busybox-static) required" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench-ocirun-rss: /usr/bin/time (GNU time) required" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/bench-rss.XXXXXX)
@@ -69,13 +50,7 @@ cleanup() {
 trap cleanup EXIT
 
 bundle=$tmp/bundle
-mkdir -p "$bundle/rootfs/bin"
-cp /bin/busybox "$bundle/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-    [ "$applet" = busybox ] || [ -e "$bundle/rootfs/bin/$applet" ] ||
-        ln -s busybox "$bundle/rootfs/bin/$applet"
-done
-mkdir -p "$bundle/rootfs/"{proc,sys,dev,tmp,etc,root}
+bench_busybox_rootfs "$bundle/rootfs"
 (cd "$bundle" && "$peer" spec)
 
 "$PY" - "$bundle" "$tmp" "$cgparent" "$RUNS" "$ocirun" "$peer" <<'EOF'
