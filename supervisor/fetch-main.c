@@ -5,16 +5,25 @@
  *   berth-fetch [--root DIR] [--insecure-registry HOST]... [--auth-config FILE]
  *               [--platform os/arch[/variant]] [--debug] pull REF
  *   berth-fetch [--root DIR] content ls | info DIGEST | rm DIGEST
+ *   berth-fetch [pull options] [--allow-devices] unpack REF
+ *   berth-fetch [pull options] [--allow-devices] mount REF DIR [KEY]
+ *   berth-fetch [--root DIR] snapshots ls | rm KEY | usage KEY | mounts KEY
  *
+ * unpack pulls the image, then prints one "chain <chain id>" line per layer
+ * and "path <dir>", the top snapshot's fs directory. mount prepares an
+ * active snapshot KEY (default: DIR made absolute) on the top chain id and
+ * mounts it on DIR; undo with umount DIR and snapshots rm KEY.
  * pull prints one "<kind> <digest>" line per object: "index" (when the
  * reference named an index), "manifest", "config", then "layer" in order.
  * Errors are one line on stderr, "supervisor: <cause>", and exit status 1. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 
 #include "cleanup.h"
 #include "content-store.h"
@@ -22,8 +31,10 @@
 #include "image-manifest.h"
 #include "image-pull.h"
 #include "image-reference.h"
+#include "image-unpack.h"
 #include "log.h"
 #include "registry-client.h"
+#include "snapshot-overlay.h"
 
 #define DEFAULT_ROOT "/var/lib/berth"
 
@@ -33,6 +44,7 @@ struct opts {
         char **insecure;
         size_t n_insecure;
         struct image_platform platform;
+        bool allow_devices;
 };
 
 static void usage(FILE *f)
@@ -40,6 +52,9 @@ static void usage(FILE *f)
         fprintf(f, "Usage: berth-fetch [--root DIR] [--insecure-registry HOST]... [--auth-config FILE]\n"
                    "                   [--platform os/arch[/variant]] [--debug] pull REF\n"
                    "       berth-fetch [--root DIR] content ls | info DIGEST | rm DIGEST\n"
+                   "       berth-fetch [pull options] [--allow-devices] unpack REF\n"
+                   "       berth-fetch [pull options] [--allow-devices] mount REF DIR [KEY]\n"
+                   "       berth-fetch [--root DIR] snapshots ls | rm KEY | usage KEY | mounts KEY\n"
                    "\n"
                    "pull prints \"index\", \"manifest\", \"config\" and \"layer\" lines, each with a digest.\n"
                    "The store is DIR/supervisor/content (DIR defaults to " DEFAULT_ROOT ").\n");
@@ -59,24 +74,36 @@ static int open_store(const struct opts *o, struct content_store **ret, struct b
         return content_store_open(dir, ret, e);
 }
 
-static int cmd_pull(const struct opts *o, const char *refstr)
+/* Pulls refstr into cs (opened here); the caller frees res and cs. */
+static int do_pull(const struct opts *o, const char *refstr, struct content_store **cs, struct image_pull_result *res,
+                   struct berr *e)
 {
-        struct berr e = { 0 };
         struct image_ref ref;
-        struct content_store *cs = NULL;
         struct registry_client *rc = NULL;
-        struct image_pull_result res = { 0 };
-        int ret = 1;
-
-        if (image_ref_parse(refstr, &ref, &e) < 0)
-                return fail(&e);
+        if (image_ref_parse(refstr, &ref, e) < 0)
+                return -e->err;
         struct registry_options ro = {
                 .auth_config = o->auth_config,
                 .insecure = o->insecure,
                 .retries = -1,
         };
-        if (open_store(o, &cs, &e) < 0 || registry_client_new(&ref, &ro, &rc, &e) < 0 ||
-            image_pull(rc, cs, &ref, &o->platform, &res, &e) < 0) {
+        int r = open_store(o, cs, e);
+        if (r >= 0)
+                r = registry_client_new(&ref, &ro, &rc, e);
+        if (r >= 0)
+                r = image_pull(rc, *cs, &ref, &o->platform, res, e);
+        registry_client_free(rc);
+        return r;
+}
+
+static int cmd_pull(const struct opts *o, const char *refstr)
+{
+        struct berr e = { 0 };
+        struct content_store *cs = NULL;
+        struct image_pull_result res = { 0 };
+        int ret = 1;
+
+        if (do_pull(o, refstr, &cs, &res, &e) < 0) {
                 fail(&e);
                 goto out;
         }
@@ -90,8 +117,154 @@ static int cmd_pull(const struct opts *o, const char *refstr)
         ret = fflush(stdout) == 0 ? 0 : 1;
 out:
         image_pull_result_done(&res);
-        registry_client_free(rc);
         content_store_free(cs);
+        return ret;
+}
+
+static int open_snapshots(const struct opts *o, struct snapshot_overlay **ret, struct berr *e)
+{
+        _cleanup_free_ char *dir = NULL;
+        if (asprintf(&dir, "%s/supervisor", o->root) < 0)
+                return berr_set(e, ENOMEM, "snapshots");
+        return snapshot_overlay_open(dir, ret, e);
+}
+
+/* Pull and unpack; ret_top gets the top chain id ("" for an image without
+ * layers). */
+static int do_unpack(const struct opts *o, const char *refstr, struct snapshot_overlay **sn,
+                     struct image_unpack_result *res, struct berr *e)
+{
+        struct content_store *cs = NULL;
+        struct image_pull_result pr = { 0 };
+        int r = do_pull(o, refstr, &cs, &pr, e);
+        if (r >= 0)
+                r = open_snapshots(o, sn, e);
+        if (r >= 0) {
+                struct image_unpack_options uo = { .allow_devices = o->allow_devices };
+                r = image_unpack(cs, *sn, pr.manifest_digest, &uo, res, e);
+        }
+        image_pull_result_done(&pr);
+        content_store_free(cs);
+        return r;
+}
+
+static int cmd_unpack(const struct opts *o, const char *refstr)
+{
+        struct berr e = { 0 };
+        struct snapshot_overlay *sn = NULL;
+        struct image_unpack_result res = { 0 };
+        _cleanup_free_ char *path = NULL;
+        int ret = 1;
+
+        if (do_unpack(o, refstr, &sn, &res, &e) < 0) {
+                fail(&e);
+                goto out;
+        }
+        for (size_t i = 0; i < res.n_layers; i++)
+                printf("chain %s\n", res.chain_ids[i]);
+        if (res.n_layers > 0) {
+                if (snapshot_overlay_path(sn, res.chain_ids[res.n_layers - 1], &path, &e) < 0) {
+                        fail(&e);
+                        goto out;
+                }
+                printf("path %s\n", path);
+        }
+        log_debug("%zu layer(s) applied", res.n_applied);
+        ret = fflush(stdout) == 0 ? 0 : 1;
+out:
+        image_unpack_result_done(&res);
+        snapshot_overlay_free(sn);
+        return ret;
+}
+
+static int cmd_mount(const struct opts *o, const char *refstr, const char *dir, const char *keyarg)
+{
+        struct berr e = { 0 };
+        struct snapshot_overlay *sn = NULL;
+        struct image_unpack_result res = { 0 };
+        struct snapshot_mount m = { 0 };
+        char abs[PATH_MAX];
+        int ret = 1;
+
+        if (!realpath(dir, abs)) {
+                log_error("mount point \"%s\": %s", dir, strerror(errno));
+                return 1;
+        }
+        const char *key = keyarg ? keyarg : abs;
+        if (do_unpack(o, refstr, &sn, &res, &e) < 0) {
+                fail(&e);
+                goto out;
+        }
+        if (snapshot_overlay_prepare(sn, key, res.n_layers ? res.chain_ids[res.n_layers - 1] : NULL, &m, &e) < 0) {
+                fail(&e);
+                goto out;
+        }
+        unsigned long flags = strcmp(m.type, "bind") == 0 ? MS_BIND | MS_REC : 0;
+        if (mount(m.source, abs, strcmp(m.type, "bind") == 0 ? NULL : m.type, flags,
+                  flags ? NULL : m.options) < 0) {
+                log_error("mount of snapshot \"%s\" on \"%s\" (type %s, options %s) failed: %s", key, abs, m.type,
+                          m.options, strerror(errno));
+                if (snapshot_overlay_remove(sn, key, &e) < 0)
+                        log_warn("removing snapshot \"%s\" (ignored): %s", key, e.msg);
+                goto out;
+        }
+        printf("key %s\n", key);
+        ret = fflush(stdout) == 0 ? 0 : 1;
+out:
+        snapshot_mount_done(&m);
+        image_unpack_result_done(&res);
+        snapshot_overlay_free(sn);
+        return ret;
+}
+
+static int cmd_snapshots(const struct opts *o, int argc, char **argv)
+{
+        struct berr e = { 0 };
+        struct snapshot_overlay *sn = NULL;
+        int ret = 1;
+
+        bool ls = argc == 1 && strcmp(argv[0], "ls") == 0;
+        if (!ls && !(argc == 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "usage") == 0 ||
+                                   strcmp(argv[0], "mounts") == 0))) {
+                usage(stderr);
+                return 2;
+        }
+        if (open_snapshots(o, &sn, &e) < 0)
+                return fail(&e);
+        if (ls) {
+                struct snapshot_info *v = NULL;
+                size_t n = 0;
+                if (snapshot_overlay_list(sn, &v, &n, &e) < 0) {
+                        fail(&e);
+                        goto out;
+                }
+                for (size_t i = 0; i < n; i++)
+                        printf("%s %s %s\n", v[i].key, snapshot_kind_string(v[i].kind), v[i].parent ? v[i].parent : "-");
+                snapshot_infos_free(v, n);
+        } else if (strcmp(argv[0], "rm") == 0) {
+                if (snapshot_overlay_remove(sn, argv[1], &e) < 0) {
+                        fail(&e);
+                        goto out;
+                }
+        } else if (strcmp(argv[0], "usage") == 0) {
+                uint64_t bytes, inodes;
+                if (snapshot_overlay_usage(sn, argv[1], &bytes, &inodes, &e) < 0) {
+                        fail(&e);
+                        goto out;
+                }
+                printf("size %" PRIu64 "\ninodes %" PRIu64 "\n", bytes, inodes);
+        } else {
+                struct snapshot_mount m = { 0 };
+                if (snapshot_overlay_mounts(sn, argv[1], &m, &e) < 0) {
+                        fail(&e);
+                        goto out;
+                }
+                printf("type %s\nsource %s\noptions %s\n", m.type, m.source, m.options);
+                snapshot_mount_done(&m);
+        }
+        ret = fflush(stdout) == 0 ? 0 : 1;
+out:
+        snapshot_overlay_free(sn);
         return ret;
 }
 
@@ -146,6 +319,7 @@ int main(int argc, char **argv)
                 { "insecure-registry", required_argument, NULL, 'i' },
                 { "auth-config", required_argument, NULL, 'a' },
                 { "platform", required_argument, NULL, 'p' },
+                { "allow-devices", no_argument, NULL, 'D' },
                 { "debug", no_argument, NULL, 'd' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -176,6 +350,9 @@ int main(int argc, char **argv)
                                 return fail(&e);
                         }
                         break;
+                case 'D':
+                        o.allow_devices = true;
+                        break;
                 case 'd':
                         log_set_level(LOG_LEVEL_DEBUG);
                         break;
@@ -195,6 +372,12 @@ int main(int argc, char **argv)
                 ret = cmd_pull(&o, argv[1]);
         } else if (argc >= 1 && strcmp(argv[0], "content") == 0) {
                 ret = cmd_content(&o, argc - 1, argv + 1);
+        } else if (argc == 2 && strcmp(argv[0], "unpack") == 0) {
+                ret = cmd_unpack(&o, argv[1]);
+        } else if ((argc == 3 || argc == 4) && strcmp(argv[0], "mount") == 0) {
+                ret = cmd_mount(&o, argv[1], argv[2], argc == 4 ? argv[3] : NULL);
+        } else if (argc >= 1 && strcmp(argv[0], "snapshots") == 0) {
+                ret = cmd_snapshots(&o, argc - 1, argv + 1);
         } else {
                 usage(stderr);
                 ret = 2;
