@@ -10,8 +10,20 @@
 #include "fs-util.h"
 #include "shim.h"
 
+/* Up to n whitespace-separated fields of s, split in place; how many. */
+static size_t split_fields(char *s, char **fields, size_t n)
+{
+        size_t i = 0;
+        char *save = NULL;
+        for (char *t = strtok_r(s, " \t\n", &save); t && i < n; t = strtok_r(NULL, " \t\n", &save))
+                fields[i++] = t;
+        return i;
+}
+
 /* The mount point of a v1 controller (or of cgroup2 when controller is
- * NULL), from /proc/self/mountinfo; only mounts of the hierarchy's root. */
+ * NULL), from /proc/self/mountinfo; only mounts of the hierarchy's root.
+ * Lines: "id parent maj:min root mount-point options [optional...] -
+ * fstype source super-options". */
 static char *mount_point(const char *controller)
 {
         _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -21,13 +33,15 @@ static char *mount_point(const char *controller)
         if (!f)
                 return NULL;
         while (!found && getline(&line, &cap, f) > 0) {
-                char root[4096], mp[4096], fstype[64], source[4096], opts[4096];
+                char *pre[5], *post[3];
                 char *dash = strstr(line, " - ");
                 if (!dash)
                         continue;
-                if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, mp) != 2 ||
-                    sscanf(dash + 3, "%63s %4095s %4095s", fstype, source, opts) != 3)
+                *dash = '\0';
+                if (split_fields(line, pre, 5) != 5 || split_fields(dash + 3, post, 3) != 3)
                         continue;
+                const char *root = pre[3], *mp = pre[4], *fstype = post[0];
+                char *opts = post[2];
                 if (strcmp(root, "/") != 0)
                         continue;
                 if (!controller) {
@@ -138,12 +152,13 @@ static int read_u64(const char *dir, const char *file, uint64_t *ret)
         return 0;
 }
 
-/* "key value" lines: the value of key. */
+/* "key value" lines: the value of key. (No scanf: it would link glibc's
+ * scanf, wide-character and float parsers into the static shim.) */
 static int read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret)
 {
         char path[4096];
-        char k[64];
-        unsigned long long v;
+        char line[256];
+        size_t klen = strlen(key);
         _cleanup_fclose_ FILE *f = NULL;
         if (!dir)
                 return -ENOENT;
@@ -151,11 +166,21 @@ static int read_keyed(const char *dir, const char *file, const char *key, uint64
         f = fopen(path, "re");
         if (!f)
                 return -errno;
-        while (fscanf(f, "%63s %llu", k, &v) == 2)
-                if (strcmp(k, key) == 0) {
-                        *ret = v;
-                        return 0;
+        while (fgets(line, sizeof(line), f)) {
+                bool whole = strchr(line, '\n') != NULL;
+                if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
+                        char *end;
+                        errno = 0;
+                        unsigned long long v = strtoull(line + klen + 1, &end, 10);
+                        if (end != line + klen + 1 && errno == 0 && (*end == '\n' || *end == '\0')) {
+                                *ret = v;
+                                return 0;
+                        }
                 }
+                /* the rest of an overlong line is no "key value" line */
+                while (!whole && fgets(line, sizeof(line), f))
+                        whole = strchr(line, '\n') != NULL;
+        }
         return -ENOENT;
 }
 

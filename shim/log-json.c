@@ -138,11 +138,32 @@ uint64_t jlog_size(const struct jlog *l)
         return l->size;
 }
 
+/* The proleptic Gregorian date of day z since 1970-01-01 (Howard Hinnant's
+ * civil_from_days). Not gmtime_r: in the static shim that links glibc's
+ * time zone code, and with it scanf, for a conversion that is UTC only. */
+static void civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned *day)
+{
+        z += 719468;
+        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+        unsigned doe = (unsigned) (z - era * 146097);
+        unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        unsigned mp = (5 * doy + 2) / 153;
+        *day = doy - (153 * mp + 2) / 5 + 1;
+        *month = mp < 10 ? mp + 3 : mp - 9;
+        *year = (int64_t) yoe + era * 400 + (*month <= 2);
+}
+
 char *jlog_time(const struct timespec *ts, char *buf, size_t len)
 {
-        struct tm tm;
-        char base[48], frac[16] = "";
-        if (!gmtime_r(&ts->tv_sec, &tm) || strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        int64_t days = ts->tv_sec / 86400, secs = ts->tv_sec % 86400, year;
+        unsigned month, day;
+        char frac[16] = "";
+        if (secs < 0)
+                secs += 86400, days--;
+        civil_from_days(days, &year, &month, &day);
+        /* Go's RFC 3339 has four-digit years only */
+        if (year < 0 || year > 9999) {
                 if (len)
                         buf[0] = '\0';
                 return buf;
@@ -156,7 +177,8 @@ char *jlog_time(const struct timespec *ts, char *buf, size_t len)
                 }
                 snprintf(frac, sizeof(frac), ".%0*ld", digits, ns);
         }
-        snprintf(buf, len, "%s%sZ", base, frac);
+        snprintf(buf, len, "%04d-%02u-%02uT%02u:%02u:%02u%sZ", (int) year, month, day, (unsigned) (secs / 3600),
+                 (unsigned) (secs / 60 % 60), (unsigned) (secs % 60), frac);
         return buf;
 }
 
@@ -350,11 +372,26 @@ static int write_out(struct jlog *l, struct berr *e)
         return r;
 }
 
+/* What follows the "log" string of every entry of one write: the stream
+ * and the time (formatted once, not per line). */
+struct tail {
+        char text[96];
+        size_t len;
+};
+
+static void make_tail(struct tail *t, enum jlog_stream s, const struct timespec *now)
+{
+        char ts[48];
+        jlog_time(now, ts, sizeof(ts));
+        int n = snprintf(t->text, sizeof(t->text), ",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream_names[s], ts);
+        t->len = n > 0 && (size_t) n < sizeof(t->text) ? (size_t) n : 0;
+}
+
 /* Formats one entry into the out buffer, writing out first when the entry
  * would cross max-size. */
-static int emit(struct jlog *l, enum jlog_stream s, const char *data, size_t len, const char *ts, struct berr *e)
+static int emit(struct jlog *l, const char *data, size_t len, const struct tail *t, struct berr *e)
 {
-        size_t need = 6 * len + 2 + 64 + strlen(ts);
+        size_t need = 6 * len + 2 + 7 + t->len;
         int r = 0;
         if (out_reserve(l, need) < 0)
                 return berr_set(e, ENOMEM, "log entry of %zu bytes", len);
@@ -363,7 +400,8 @@ static int emit(struct jlog *l, enum jlog_stream s, const char *data, size_t len
         memcpy(p, "{\"log\":", 7);
         p += 7;
         p += jlog_escape(p, data, len);
-        p += sprintf(p, ",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream_names[s], ts);
+        memcpy(p, t->text, t->len);
+        p += t->len;
         size_t entry = (size_t) (p - start);
 
         if (l->opt.max_size && l->size + l->out_len + entry > l->opt.max_size && l->size + l->out_len > 0) {
@@ -385,7 +423,8 @@ static int emit(struct jlog *l, enum jlog_stream s, const char *data, size_t len
         return r;
 }
 
-static int feed(struct jlog *l, enum jlog_stream s, const char *data, size_t len, const char *ts, struct berr *e)
+static int feed(struct jlog *l, enum jlog_stream s, const char *data, size_t len, const struct tail *t,
+                struct berr *e)
 {
         struct stream_buf *b = &l->pending[s];
         int r = 0, rr;
@@ -397,13 +436,13 @@ static int feed(struct jlog *l, enum jlog_stream s, const char *data, size_t len
                         take = room, nl = NULL;
                 if (b->len == 0 && (nl || take == JLOG_MAX_LINE)) {
                         /* a whole entry straight from the input */
-                        rr = emit(l, s, data, take, ts, e);
+                        rr = emit(l, data, take, t, e);
                 } else {
                         memcpy(b->data + b->len, data, take);
                         b->len += take;
                         rr = 0;
                         if (nl || b->len == JLOG_MAX_LINE) {
-                                rr = emit(l, s, b->data, b->len, ts, e);
+                                rr = emit(l, b->data, b->len, t, e);
                                 b->len = 0;
                         }
                 }
@@ -418,9 +457,9 @@ static int feed(struct jlog *l, enum jlog_stream s, const char *data, size_t len
 int jlog_write(struct jlog *l, enum jlog_stream s, const void *data, size_t len, const struct timespec *now,
                struct berr *e)
 {
-        char ts[48];
-        jlog_time(now, ts, sizeof(ts));
-        int r = feed(l, s, data, len, ts, e);
+        struct tail t;
+        make_tail(&t, s, now);
+        int r = feed(l, s, data, len, &t, e);
         int rw = l->out_len ? write_out(l, r < 0 ? NULL : e) : 0;
         return r < 0 ? r : rw;
 }
@@ -430,9 +469,9 @@ int jlog_finish(struct jlog *l, enum jlog_stream s, const struct timespec *now, 
         struct stream_buf *b = &l->pending[s];
         if (b->len == 0)
                 return 0;
-        char ts[48];
-        jlog_time(now, ts, sizeof(ts));
-        int r = emit(l, s, b->data, b->len, ts, e);
+        struct tail t;
+        make_tail(&t, s, now);
+        int r = emit(l, b->data, b->len, &t, e);
         b->len = 0;
         int rw = l->out_len ? write_out(l, r < 0 ? NULL : e) : 0;
         return r < 0 ? r : rw;

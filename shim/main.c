@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,6 +279,10 @@ int main(int argc, char **argv)
         char msg[BERR_MSG_MAX + 64];
         sigset_t mask;
 
+        /* One malloc arena: nng's threads allocate little and rarely, and
+         * each arena of its own would stay resident (4-8 KB apiece) in a
+         * process that spends its life idle. */
+        mallopt(M_ARENA_MAX, 1);
         log_setup("berth-shim", LOG_LEVEL_WARN);
         r = parse_args(argc, argv, &s, &o);
         _cleanup_free_ char *own_bundle = s.bundle, *own_state_dir = s.state_dir;
