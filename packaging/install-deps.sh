@@ -12,7 +12,7 @@ BUILD="build-essential meson ninja-build pkg-config
 TEST="python3 python3-pytest busybox-static runc hyperfine
       iproute2 procps util-linux time
       containerd docker.io podman conmon iptables
-      docker-registry skopeo zstd openssl"
+      docker-registry skopeo zstd openssl valgrind"
 
 missing=""
 for p in $BUILD $TEST; do

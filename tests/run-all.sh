@@ -65,6 +65,15 @@ pytest_suite supervisor tests/supervisor
 
 # ocirun under the real peers: containerd, dockerd, podman
 pytest_suite dropin tests/dropin
+
+# the daemons under valgrind: a build without sanitizers, shim linked dynamically
+VG_BUILD=${BUILD}-valgrind
+if [ ! -f "$VG_BUILD/build.ninja" ]; then
+    meson setup "$VG_BUILD" -Dwerror=true -Dsanitize=false -Dstatic_shim=false -Dtests=false >/dev/null || exit 1
+fi
+ninja -C "$VG_BUILD" shim/berth-shim shim/berth-shimctl ocirun/ocirun >/dev/null || exit 1
+export VALGRIND_BUILD="$PWD/$VG_BUILD"
+pytest_suite valgrind tests/valgrind
 p_skip=$p_skip_total
 
 echo "${passed} passed, ${failed} failed, ${p_skip:-0} skipped"
