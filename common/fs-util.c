@@ -30,7 +30,7 @@ char *fs_fd_path(int fd, char *buf, size_t len)
         return buf;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int fs_write_all(int fd, const void *data, size_t len)
 {
         const char *p = data;
         while (len > 0) {
@@ -116,7 +116,7 @@ int fs_write_atomic_ex(const char *path, const void *data, size_t len, mode_t mo
         if (fd < 0)
                 return -EEXIST;
 
-        r = write_all(fd, data, len);
+        r = fs_write_all(fd, data, len);
         if (r == 0 && fchmod(fd, mode) < 0)
                 r = -errno;
         if (r == 0 && (flags & FS_WRITE_DURABLE) && fsync(fd) < 0)

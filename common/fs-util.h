@@ -17,6 +17,9 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 #define FS_WRITE_DURABLE 1
 int fs_write_atomic_ex(const char *path, const void *data, size_t len, mode_t mode, int flags);
 
+/* write(2) until all of data is written (EINTR retried); -errno. */
+int fs_write_all(int fd, const void *data, size_t len);
+
 /* Reads a whole file (at most max bytes, else -EFBIG). The buffer is NUL
  * terminated; ret_len may be NULL. */
 int fs_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len);

@@ -253,22 +253,10 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
                 r = berr_set(e, errno, "cannot join the pid namespace of container \"%s\"", o->id);
                 goto out;
         }
-        pid = (pid_t) syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
-        if (pid < 0) {
-                r = berr_set(e, errno, "cannot create the process");
+        if ((r = container_spawn(&c, SIGCHLD, sp, own_pidns, &pid, e)) < 0) {
+                if (pid > 0)
+                        goto kill_out;
                 goto out;
-        }
-        if (pid == 0) {
-                close(sp[0]);
-                container_init(&c);
-        }
-        close(sp[1]);
-        sp[1] = -1;
-        /* later children of ours (hooks, sanitizer helpers) belong in our
-         * own pid namespace, not the container's */
-        if (own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0) {
-                r = berr_set(e, errno, "cannot return to our own pid namespace");
-                goto kill_out;
         }
 
         struct exec_ctx ec = { .pf = { .path = o->pid_file, .pid = pid, .e = e }, .seccomp = c.seccomp, .st = st };

@@ -372,6 +372,26 @@ int write_pid_file(void *userdata)
         return r < 0 ? berr_set(pf->e, r, "cannot write pid file \"%s\"", pf->path) : 0;
 }
 
+int container_spawn(struct init_ctx *c, unsigned long flags, int sp[2], int own_pidns, pid_t *ret_pid,
+                    struct berr *e)
+{
+        pid_t pid = (pid_t) syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+        *ret_pid = pid;
+        if (pid < 0)
+                return berr_set(e, errno, "cannot create the container process");
+        if (pid == 0) {
+                close(sp[0]);
+                container_init(c);
+        }
+        close(sp[1]);
+        sp[1] = -1;
+        /* later children of ours (hooks, sanitizer helpers) belong in our
+         * own pid namespace, not the container's */
+        if (own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0)
+                return berr_set(e, errno, "cannot return to our own pid namespace");
+        return 0;
+}
+
 void init_ctx_release(struct init_ctx *c, int pidns_fd, const int sp[2], pid_t prewarm)
 {
         if (prewarm > 0)
@@ -518,23 +538,8 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
         }
         if (timens && !timens->path && (r = prepare_timens(spec, e)) < 0)
                 goto fail;
-        pid = (pid_t) syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
-        if (pid < 0) {
-                r = berr_set(e, errno, "cannot create the container process");
+        if ((r = container_spawn(&c, flags, sp, own_pidns, &pid, e)) < 0)
                 goto fail;
-        }
-        if (pid == 0) {
-                close(sp[0]);
-                container_init(&c);
-        }
-        close(sp[1]);
-        sp[1] = -1;
-        /* later children of ours (hooks, sanitizer helpers) belong in our
-         * own pid namespace, not the container's */
-        if (own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0) {
-                r = berr_set(e, errno, "cannot return to our own pid namespace");
-                goto fail;
-        }
 
         if (c.two_stage && c.new_userns) {
                 /* stage 1 joins the namespaces, unshares its user namespace and asks for the maps */

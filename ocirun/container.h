@@ -106,6 +106,14 @@ struct exec_opts {
 int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_saved_mask, int *ret_master,
                    struct berr *e);
 
+/* Clones the container's process (flags: CLONE_NEW* | SIGCHLD), which
+ * runs container_init(c); closes the child's end of the sync pair and goes
+ * back to our own pid namespace (own_pidns, when we had entered the
+ * container's). *ret_pid is the child (>0 even when the return to our
+ * namespace failed: the caller kills it), or -1. */
+int container_spawn(struct init_ctx *c, unsigned long flags, int sp[2], int own_pidns, pid_t *ret_pid,
+                    struct berr *e);
+
 /* Closes what create/exec opened for the child (namespace fds, sync pair,
  * state dir, console, trampoline, seccomp) and reaps the prewarm helper. */
 void init_ctx_release(struct init_ctx *c, int pidns_fd, const int sp[2], pid_t prewarm);

@@ -216,21 +216,6 @@ int content_delete(struct content_store *cs, const char *digest, struct berr *e)
 
 /* ---------- writers ---------- */
 
-static int write_all(int fd, const void *data, size_t len)
-{
-        const char *p = data;
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
 
 /* Hashes what an earlier writer left in the ingest file. */
 static int rehash(struct content_writer *w, struct berr *e)
@@ -347,7 +332,7 @@ int content_writer_write(struct content_writer *w, const void *data, size_t len,
         if (w->size >= 0 && w->offset + len > (uint64_t) w->size)
                 return berr_setx(e, EFBIG, "%s: more data than its size of %lld bytes", w->expected,
                                  (long long) w->size);
-        int r = write_all(w->fd, data, len);
+        int r = fs_write_all(w->fd, data, len);
         if (r < 0)
                 return berr_set(e, r, "writing ingest \"%s\"", w->data);
         if (EVP_DigestUpdate(w->md, data, len) != 1)
