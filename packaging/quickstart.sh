@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "quickstart: run as root (containers need namespaces, cgroups and mounts): sudo $0" >&2
+    echo "quickstart: run as root (containers need namespaces, cgroups and mounts), e.g. sudo $0" >&2
     exit 1
 fi
 
@@ -52,4 +52,4 @@ PY
 echo "== ocirun run $id (bundle $bundle)"
 "$OCIRUN" run --bundle "$bundle" "$id"
 echo "== done: the container ran in its own pid, mount, network, ipc and uts namespaces"
-echo "   with a 64 MiB memory cgroup, and left nothing behind. Next: sudo tests/run-all.sh"
+echo "   with a 64 MiB memory cgroup, and left nothing behind. Next: tests/run-all.sh (as root) runs every test."
