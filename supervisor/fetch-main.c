@@ -4,11 +4,17 @@
  *
  *   berth-fetch [--root DIR] [--insecure-registry HOST]... [--auth-config FILE]
  *               [--platform os/arch[/variant]] [--debug] pull REF
- *   berth-fetch [--root DIR] content ls | info DIGEST | rm DIGEST
+ *   berth-fetch [--root DIR] content ls | info DIGEST | rm DIGEST | gc
  *   berth-fetch [pull options] [--allow-devices] unpack REF
  *   berth-fetch [pull options] [--allow-devices] mount REF DIR [KEY]
  *   berth-fetch [--root DIR] snapshots ls | rm KEY | usage KEY | mounts KEY
+ *   berth-fetch [--root DIR] [--platform P] images ls | inspect NAME | tag SRC DST | rm NAME
  *
+ * A pull (also by unpack and mount) records the image under its normalised
+ * reference. images ls prints "<name> <target digest> <size>" per image,
+ * the size being that of all its blobs for the platform; inspect prints
+ * JSON. images rm removes the name only; content gc then deletes the blobs
+ * no image reaches and prints "removed <digest>" for each.
  * unpack pulls the image, then prints one "chain <chain id>" line per layer
  * and "path <dir>", the top snapshot's fs directory. mount prepares an
  * active snapshot KEY (default: DIR made absolute) on the top chain id and
@@ -31,6 +37,7 @@
 #include "image-manifest.h"
 #include "image-pull.h"
 #include "image-reference.h"
+#include "image-store.h"
 #include "image-unpack.h"
 #include "log.h"
 #include "registry-client.h"
@@ -51,10 +58,11 @@ static void usage(FILE *f)
 {
         fprintf(f, "Usage: berth-fetch [--root DIR] [--insecure-registry HOST]... [--auth-config FILE]\n"
                    "                   [--platform os/arch[/variant]] [--debug] pull REF\n"
-                   "       berth-fetch [--root DIR] content ls | info DIGEST | rm DIGEST\n"
+                   "       berth-fetch [--root DIR] content ls | info DIGEST | rm DIGEST | gc\n"
                    "       berth-fetch [pull options] [--allow-devices] unpack REF\n"
                    "       berth-fetch [pull options] [--allow-devices] mount REF DIR [KEY]\n"
                    "       berth-fetch [--root DIR] snapshots ls | rm KEY | usage KEY | mounts KEY\n"
+                   "       berth-fetch [--root DIR] [--platform P] images ls | inspect NAME | tag SRC DST | rm NAME\n"
                    "\n"
                    "pull prints \"index\", \"manifest\", \"config\" and \"layer\" lines, each with a digest.\n"
                    "The store is DIR/supervisor/content (DIR defaults to " DEFAULT_ROOT ").\n");
@@ -74,7 +82,33 @@ static int open_store(const struct opts *o, struct content_store **ret, struct b
         return content_store_open(dir, ret, e);
 }
 
-/* Pulls refstr into cs (opened here); the caller frees res and cs. */
+static int open_images(const struct opts *o, struct content_store *cs, struct image_store **ret, struct berr *e)
+{
+        _cleanup_free_ char *dir = NULL;
+        if (asprintf(&dir, "%s/supervisor", o->root) < 0)
+                return berr_set(e, ENOMEM, "image store");
+        return image_store_open(dir, cs, ret, e);
+}
+
+/* Records a pulled image under its normalised reference. */
+static int record_image(const struct opts *o, struct content_store *cs, const struct image_ref *ref,
+                        const struct image_pull_result *res, struct berr *e)
+{
+        struct image_store *is = NULL;
+        char name[IMAGE_REF_STRING_MAX];
+        bool index = res->index_digest[0] != '\0';
+        int r = open_images(o, cs, &is, e);
+        if (r < 0)
+                return r;
+        r = image_store_put(is, image_ref_string(ref, name, sizeof(name)),
+                            index ? res->index_media_type : res->manifest_media_type,
+                            index ? res->index_digest : res->manifest_digest, res->config_digest, e);
+        image_store_free(is);
+        return r;
+}
+
+/* Pulls refstr into cs (opened here) and records the image; the caller
+ * frees res and cs. */
 static int do_pull(const struct opts *o, const char *refstr, struct content_store **cs, struct image_pull_result *res,
                    struct berr *e)
 {
@@ -92,6 +126,8 @@ static int do_pull(const struct opts *o, const char *refstr, struct content_stor
                 r = registry_client_new(&ref, &ro, &rc, e);
         if (r >= 0)
                 r = image_pull(rc, *cs, &ref, &o->platform, res, e);
+        if (r >= 0)
+                r = record_image(o, *cs, &ref, res, e);
         registry_client_free(rc);
         return r;
 }
@@ -268,13 +304,102 @@ out:
         return ret;
 }
 
+/* A name as given, normalised when it parses as a reference. */
+static const char *image_name(const char *s, char buf[IMAGE_REF_STRING_MAX])
+{
+        struct image_ref ref;
+        if (image_ref_parse(s, &ref, NULL) < 0)
+                return s;
+        return image_ref_string(&ref, buf, IMAGE_REF_STRING_MAX);
+}
+
+static int images_ls(const struct opts *o, struct image_store *is, struct berr *e)
+{
+        struct image_record *v = NULL;
+        size_t n = 0;
+        int r = image_store_list(is, &v, &n, e);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                uint64_t size;
+                r = image_store_size(is, &v[i], &o->platform, &size, e);
+                if (r >= 0)
+                        printf("%s %s %" PRIu64 "\n", v[i].name, v[i].digest, size);
+        }
+        image_records_free(v, n);
+        return r;
+}
+
+static int cmd_images(const struct opts *o, int argc, char **argv)
+{
+        struct berr e = { 0 };
+        struct content_store *cs = NULL;
+        struct image_store *is = NULL;
+        char name[IMAGE_REF_STRING_MAX], dst[IMAGE_REF_STRING_MAX];
+        int r, ret = 1;
+
+        const char *cmd = argc >= 1 ? argv[0] : "";
+        if (!((strcmp(cmd, "ls") == 0 && argc == 1) ||
+              ((strcmp(cmd, "inspect") == 0 || strcmp(cmd, "rm") == 0) && argc == 2) ||
+              (strcmp(cmd, "tag") == 0 && argc == 3))) {
+                usage(stderr);
+                return 2;
+        }
+        r = open_store(o, &cs, &e);
+        if (r >= 0)
+                r = open_images(o, cs, &is, &e);
+        if (r < 0) {
+                fail(&e);
+                goto out;
+        }
+        if (strcmp(cmd, "ls") == 0) {
+                r = images_ls(o, is, &e);
+        } else if (strcmp(cmd, "inspect") == 0) {
+                json_t *j = NULL;
+                r = image_store_inspect(is, image_name(argv[1], name), &o->platform, &j, &e);
+                if (r >= 0) {
+                        r = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 ? -EIO : 0;
+                        putchar('\n');
+                        json_decref(j);
+                }
+        } else if (strcmp(cmd, "tag") == 0) {
+                struct image_ref ref;
+                r = image_ref_parse(argv[2], &ref, &e);
+                if (r >= 0)
+                        r = image_store_tag(is, image_name(argv[1], name), image_ref_string(&ref, dst, sizeof(dst)),
+                                            &e);
+        } else {
+                r = image_store_remove(is, image_name(argv[1], name), &e);
+        }
+        if (r < 0) {
+                fail(&e);
+                goto out;
+        }
+        ret = fflush(stdout) == 0 ? 0 : 1;
+out:
+        image_store_free(is);
+        content_store_free(cs);
+        return ret;
+}
+
+static int content_gc(const struct opts *o, struct content_store *cs, struct berr *e)
+{
+        struct image_store *is = NULL;
+        _cleanup_strv_free_ char **removed = NULL;
+        int r = open_images(o, cs, &is, e);
+        if (r >= 0)
+                r = image_store_gc(is, &removed, e);
+        for (size_t i = 0; r >= 0 && removed[i]; i++)
+                printf("removed %s\n", removed[i]);
+        image_store_free(is);
+        return r;
+}
+
 static int cmd_content(const struct opts *o, int argc, char **argv)
 {
         struct berr e = { 0 };
         struct content_store *cs = NULL;
         int ret = 1;
 
-        if (argc < 1 || (strcmp(argv[0], "ls") == 0 && argc != 1) ||
+        if (argc < 1 || ((strcmp(argv[0], "ls") == 0 || strcmp(argv[0], "gc") == 0) && argc != 1) ||
             ((strcmp(argv[0], "info") == 0 || strcmp(argv[0], "rm") == 0) && argc != 2)) {
                 usage(stderr);
                 return 2;
@@ -299,6 +424,11 @@ static int cmd_content(const struct opts *o, int argc, char **argv)
                 printf("digest %s\nsize %" PRIu64 "\n", info.digest, info.size);
         } else if (strcmp(argv[0], "rm") == 0) {
                 if (content_delete(cs, argv[1], &e) < 0) {
+                        fail(&e);
+                        goto out;
+                }
+        } else if (strcmp(argv[0], "gc") == 0) {
+                if (content_gc(o, cs, &e) < 0) {
                         fail(&e);
                         goto out;
                 }
@@ -376,6 +506,8 @@ int main(int argc, char **argv)
                 ret = cmd_unpack(&o, argv[1]);
         } else if ((argc == 3 || argc == 4) && strcmp(argv[0], "mount") == 0) {
                 ret = cmd_mount(&o, argv[1], argv[2], argc == 4 ? argv[3] : NULL);
+        } else if (argc >= 1 && strcmp(argv[0], "images") == 0) {
+                ret = cmd_images(&o, argc - 1, argv + 1);
         } else if (argc >= 1 && strcmp(argv[0], "snapshots") == 0) {
                 ret = cmd_snapshots(&o, argc - 1, argv + 1);
         } else {

@@ -13,6 +13,7 @@ void image_pull_result_done(struct image_pull_result *r)
         if (!r)
                 return;
         free(r->manifest_media_type);
+        free(r->index_media_type);
         free(r->layers);
         memset(r, 0, sizeof(*r));
 }
@@ -118,6 +119,7 @@ int image_pull(struct registry_client *rc, struct content_store *cs, const struc
         }
         memcpy(res.manifest_digest, digest, sizeof(digest));
         if (!(res.manifest_media_type = strdup(m.media_type)) ||
+            (index_body && !(res.index_media_type = strdup(index.media_type))) ||
             !(res.layers = calloc(m.n_layers ? m.n_layers : 1, sizeof(*res.layers)))) {
                 r = berr_set(e, ENOMEM, "pull");
                 goto out;

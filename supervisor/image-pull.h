@@ -16,6 +16,7 @@
 
 struct image_pull_result {
         char index_digest[CONTENT_DIGEST_MAX];    /* "" when the reference named a manifest */
+        char *index_media_type;                    /* NULL when the reference named a manifest */
         char manifest_digest[CONTENT_DIGEST_MAX];
         char *manifest_media_type;
         char config_digest[CONTENT_DIGEST_MAX];
