@@ -9,11 +9,17 @@
  *   berth-fetch [pull options] [--allow-devices] mount REF DIR [KEY]
  *   berth-fetch [--root DIR] snapshots ls | rm KEY | usage KEY | mounts KEY
  *   berth-fetch [--root DIR] [--platform P] images ls | inspect NAME | tag SRC DST | rm NAME
+ *   berth-fetch [--root DIR] [--platform P] images export NAME... -o FILE [--format docker|oci]
+ *   berth-fetch [--root DIR] [--platform P] images import FILE | unpack NAME
  *
  * A pull (also by unpack and mount) records the image under its normalised
  * reference. images ls prints "<name> <target digest> <size>" per image,
  * the size being that of all its blobs for the platform; inspect prints
- * JSON. images rm removes the name only; content gc then deletes the blobs
+ * JSON. images export writes an OCI layout tarball that is also a docker save
+ * archive (--format docker, the default) or only an OCI layout; images
+ * import reads either and prints "imported <name>" per image; images unpack
+ * unpacks a recorded image without pulling (as unpack does after its pull).
+ * images rm removes the name only; content gc then deletes the blobs
  * no image reaches and prints "removed <digest>" for each.
  * unpack pulls the image, then prints one "chain <chain id>" line per layer
  * and "path <dir>", the top snapshot's fs directory. mount prepares an
@@ -34,6 +40,7 @@
 #include "cleanup.h"
 #include "content-store.h"
 #include "err.h"
+#include "image-archive.h"
 #include "image-manifest.h"
 #include "image-pull.h"
 #include "image-reference.h"
@@ -63,6 +70,8 @@ static void usage(FILE *f)
                    "       berth-fetch [pull options] [--allow-devices] mount REF DIR [KEY]\n"
                    "       berth-fetch [--root DIR] snapshots ls | rm KEY | usage KEY | mounts KEY\n"
                    "       berth-fetch [--root DIR] [--platform P] images ls | inspect NAME | tag SRC DST | rm NAME\n"
+                   "       berth-fetch [--root DIR] [--platform P] images export NAME... -o FILE [--format docker|oci]\n"
+                   "       berth-fetch [--root DIR] [--platform P] [--allow-devices] images import FILE | unpack NAME\n"
                    "\n"
                    "pull prints \"index\", \"manifest\", \"config\" and \"layer\" lines, each with a digest.\n"
                    "The store is DIR/supervisor/content (DIR defaults to " DEFAULT_ROOT ").\n");
@@ -184,26 +193,36 @@ static int do_unpack(const struct opts *o, const char *refstr, struct snapshot_o
         return r;
 }
 
+/* "chain <id>" per layer and "path <dir>" of the top snapshot. */
+static void print_unpacked(struct snapshot_overlay *sn, const struct image_unpack_result *res, struct berr *e,
+                           int *r)
+{
+        _cleanup_free_ char *path = NULL;
+        for (size_t i = 0; i < res->n_layers; i++)
+                printf("chain %s\n", res->chain_ids[i]);
+        if (res->n_layers == 0)
+                return;
+        *r = snapshot_overlay_path(sn, res->chain_ids[res->n_layers - 1], &path, e);
+        if (*r >= 0)
+                printf("path %s\n", path);
+}
+
 static int cmd_unpack(const struct opts *o, const char *refstr)
 {
         struct berr e = { 0 };
         struct snapshot_overlay *sn = NULL;
         struct image_unpack_result res = { 0 };
-        _cleanup_free_ char *path = NULL;
         int ret = 1;
 
         if (do_unpack(o, refstr, &sn, &res, &e) < 0) {
                 fail(&e);
                 goto out;
         }
-        for (size_t i = 0; i < res.n_layers; i++)
-                printf("chain %s\n", res.chain_ids[i]);
-        if (res.n_layers > 0) {
-                if (snapshot_overlay_path(sn, res.chain_ids[res.n_layers - 1], &path, &e) < 0) {
-                        fail(&e);
-                        goto out;
-                }
-                printf("path %s\n", path);
+        int r = 0;
+        print_unpacked(sn, &res, &e, &r);
+        if (r < 0) {
+                fail(&e);
+                goto out;
         }
         log_debug("%zu layer(s) applied", res.n_applied);
         ret = fflush(stdout) == 0 ? 0 : 1;
@@ -328,6 +347,70 @@ static int images_ls(const struct opts *o, struct image_store *is, struct berr *
         return r;
 }
 
+/* images export NAME... -o FILE [--format docker|oci] */
+static int images_export(const struct opts *o, struct content_store *cs, struct image_store *is, int argc,
+                         char **argv, struct berr *e)
+{
+        enum image_archive_format fmt = IMAGE_ARCHIVE_DOCKER;
+        const char *out = NULL;
+        _cleanup_free_ char *buf = malloc((size_t) argc * IMAGE_REF_STRING_MAX + 1);
+        _cleanup_free_ const char **names = calloc((size_t) argc + 1, sizeof(char *));
+        size_t n = 0;
+        if (!buf || !names)
+                return berr_set(e, ENOMEM, "export");
+        for (int i = 0; i < argc; i++) {
+                if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc) {
+                        out = argv[++i];
+                } else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+                        if (image_archive_format_parse(argv[++i], &fmt, e) < 0)
+                                return -e->err;
+                } else {
+                        char *nb = buf + n * IMAGE_REF_STRING_MAX;
+                        names[n++] = image_name(argv[i], nb);
+                }
+        }
+        if (!out || n == 0)
+                return berr_setx(e, EINVAL, "images export: NAME... and -o FILE are needed");
+        return image_archive_export(is, cs, names, n, &o->platform, fmt, out, e);
+}
+
+static int images_import(const struct opts *o, struct content_store *cs, struct image_store *is, const char *path,
+                         struct berr *e)
+{
+        _cleanup_strv_free_ char **names = NULL;
+        int r = image_archive_import(is, cs, path, &o->platform, &names, e);
+        for (size_t i = 0; r >= 0 && names[i]; i++)
+                printf("imported %s\n", names[i]);
+        return r;
+}
+
+/* Unpacks a recorded image (no pull). */
+static int images_unpack(const struct opts *o, struct content_store *cs, struct image_store *is, const char *name,
+                         struct berr *e)
+{
+        struct image_record rec = { 0 };
+        struct image_manifest m = { 0 };
+        struct snapshot_overlay *sn = NULL;
+        struct image_unpack_result res = { 0 };
+        char mdigest[CONTENT_DIGEST_MAX];
+        int r = image_store_get(is, name, &rec, e);
+        if (r >= 0)
+                r = image_store_manifest(is, &rec, &o->platform, &m, mdigest, e);
+        if (r >= 0)
+                r = open_snapshots(o, &sn, e);
+        if (r >= 0) {
+                struct image_unpack_options uo = { .allow_devices = o->allow_devices };
+                r = image_unpack(cs, sn, mdigest, &uo, &res, e);
+        }
+        if (r >= 0)
+                print_unpacked(sn, &res, e, &r);
+        image_unpack_result_done(&res);
+        snapshot_overlay_free(sn);
+        image_manifest_done(&m);
+        image_record_done(&rec);
+        return r;
+}
+
 static int cmd_images(const struct opts *o, int argc, char **argv)
 {
         struct berr e = { 0 };
@@ -339,7 +422,8 @@ static int cmd_images(const struct opts *o, int argc, char **argv)
         const char *cmd = argc >= 1 ? argv[0] : "";
         if (!((strcmp(cmd, "ls") == 0 && argc == 1) ||
               ((strcmp(cmd, "inspect") == 0 || strcmp(cmd, "rm") == 0) && argc == 2) ||
-              (strcmp(cmd, "tag") == 0 && argc == 3))) {
+              (strcmp(cmd, "tag") == 0 && argc == 3) || (strcmp(cmd, "export") == 0 && argc >= 4) ||
+              ((strcmp(cmd, "import") == 0 || strcmp(cmd, "unpack") == 0) && argc == 2))) {
                 usage(stderr);
                 return 2;
         }
@@ -352,6 +436,12 @@ static int cmd_images(const struct opts *o, int argc, char **argv)
         }
         if (strcmp(cmd, "ls") == 0) {
                 r = images_ls(o, is, &e);
+        } else if (strcmp(cmd, "export") == 0) {
+                r = images_export(o, cs, is, argc - 1, argv + 1, &e);
+        } else if (strcmp(cmd, "import") == 0) {
+                r = images_import(o, cs, is, argv[1], &e);
+        } else if (strcmp(cmd, "unpack") == 0) {
+                r = images_unpack(o, cs, is, image_name(argv[1], name), &e);
         } else if (strcmp(cmd, "inspect") == 0) {
                 json_t *j = NULL;
                 r = image_store_inspect(is, image_name(argv[1], name), &o->platform, &j, &e);
