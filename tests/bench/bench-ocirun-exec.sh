@@ -38,16 +38,7 @@ trap cleanup EXIT
 
 # --- bundle ---------------------------------------------------------------
 bundle=$tmp/bundle
-bench_busybox_rootfs "$bundle/rootfs"
-(cd "$bundle" && "$peer" spec)
-"$PY" - "$bundle/config.json" <<'EOF'
-import json, sys
-path = sys.argv[1]
-c = json.load(open(path))
-c["process"]["args"] = ["sleep", "100000"]
-c["process"]["terminal"] = False
-json.dump(c, open(path, "w"), indent="\t")
-EOF
+bench_bundle "$bundle" sleep 100000
 
 # one long-running container per runtime; the timed command execs `true` in it
 "$ocirun" --root "$tmp/o" run -d -b "$bundle" "$oid" </dev/null

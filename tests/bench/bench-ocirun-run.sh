@@ -40,16 +40,7 @@ trap cleanup EXIT
 
 # --- bundle ---------------------------------------------------------------
 bundle=$tmp/bundle
-bench_busybox_rootfs "$bundle/rootfs"
-(cd "$bundle" && "$peer" spec)
-"$PY" - "$bundle/config.json" <<'EOF'
-import json, sys
-path = sys.argv[1]
-c = json.load(open(path))
-c["process"]["args"] = ["true"]
-c["process"]["terminal"] = False
-json.dump(c, open(path, "w"), indent="\t")
-EOF
+bench_bundle "$bundle" true
 
 ocmd="$ocirun --root $tmp/o run -b $bundle $oid"
 rcmd="$peer --root $tmp/r run -b $bundle $rid"

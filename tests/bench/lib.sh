@@ -46,3 +46,21 @@ bench_busybox_rootfs() {
     done
     mkdir -p "$rootfs/"{proc,sys,dev,tmp,etc,root}
 }
+
+# bench_bundle DIR ARG...: a busybox bundle whose config.json is
+# `$peer spec` with process.args = ARG... and terminal false (the default
+# spec's `sh` on a terminal cannot run under a benchmark).
+bench_bundle() {
+    local dir=$1
+    shift
+    bench_busybox_rootfs "$dir/rootfs"
+    (cd "$dir" && "$peer" spec)
+    "$PY" - "$dir/config.json" "$@" <<'PYEOF'
+import json, sys
+path = sys.argv[1]
+c = json.load(open(path))
+c["process"]["args"] = sys.argv[2:]
+c["process"]["terminal"] = False
+json.dump(c, open(path, "w"), indent="\t")
+PYEOF
+}
