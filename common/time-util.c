@@ -1,5 +1,6 @@
 #include "time-util.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 char *time_rfc3339_nano(const struct timespec *ts, char *buf, size_t len)
@@ -30,4 +31,37 @@ uint64_t time_monotonic_ns(void)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+}
+
+int time_parse_rfc3339(const char *s, struct timespec *ts)
+{
+        struct tm tm = { 0 };
+        const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!p)
+                return -EINVAL;
+        long nsec = 0;
+        if (*p == '.') {
+                long scale = 100000000;
+                for (p++; *p >= '0' && *p <= '9'; p++) {
+                        nsec += (*p - '0') * scale;
+                        scale /= 10;
+                }
+        }
+        long off = 0;
+        if (*p == 'Z' || *p == 'z') {
+                p++;
+        } else if (*p == '+' || *p == '-') {
+                int hh, mm;
+                if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+                        return -EINVAL;
+                off = (hh * 3600L + mm * 60L) * (*p == '-' ? -1 : 1);
+                p += 6;
+        } else {
+                return -EINVAL;
+        }
+        if (*p)
+                return -EINVAL;
+        ts->tv_sec = timegm(&tm) - off;
+        ts->tv_nsec = nsec;
+        return 0;
 }

@@ -1,5 +1,6 @@
 #include "process-setup.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -188,12 +189,22 @@ static bool is_executable(const char *path)
 int process_find_program(const struct spec_process *p, char **ret, struct berr *e)
 {
         const char *prog = p->args[0];
+        /* runc's wording, lower case as Go's errors: callers (the docker
+         * CLI) map "no such file or directory" to 127 and "permission
+         * denied" / "is a directory" to 126 */
         if (strchr(prog, '/')) {
                 struct stat st;
-                if (stat(prog, &st) < 0)
-                        return berr_set(e, errno, "exec \"%s\"", prog);
+                if (stat(prog, &st) < 0) {
+                        int err = errno;
+                        char msg[128];
+                        snprintf(msg, sizeof(msg), "%s", strerror(err));
+                        msg[0] = (char) tolower((unsigned char) msg[0]);
+                        return berr_setx(e, err, "exec: \"%s\": stat %s: %s", prog, prog, msg);
+                }
+                if (S_ISDIR(st.st_mode))
+                        return berr_setx(e, EACCES, "exec: \"%s\": is a directory", prog);
                 if (!S_ISREG(st.st_mode) || access(prog, X_OK) < 0)
-                        return berr_setx(e, EACCES, "exec \"%s\": not an executable file", prog);
+                        return berr_setx(e, EACCES, "exec: \"%s\": permission denied", prog);
                 *ret = strdup(prog);
                 return *ret ? 0 : -ENOMEM;
         }
@@ -213,7 +224,7 @@ int process_find_program(const struct spec_process *p, char **ret, struct berr *
                 }
                 free(cand);
         }
-        return berr_setx(e, ENOENT, "exec \"%s\": executable file not found in $PATH", prog);
+        return berr_setx(e, ENOENT, "exec: \"%s\": executable file not found in $PATH", prog);
 }
 
 static char *home_of(uid_t uid)

@@ -8,11 +8,13 @@ BUILD="build-essential meson ninja-build pkg-config
        libjansson-dev libseccomp-dev libcmocka-dev
        libnng-dev libprotobuf-c-dev protobuf-c-compiler
        libcurl4-openssl-dev libzstd-dev zlib1g-dev
-       libnl-3-dev libnl-route-3-dev libarchive-dev libssl-dev"
+       libnl-3-dev libnl-route-3-dev libarchive-dev libssl-dev
+       libmicrohttpd-dev"
 TEST="python3 python3-pytest busybox-static runc hyperfine
       iproute2 procps util-linux time
       containerd docker.io podman conmon iptables
-      docker-registry skopeo zstd openssl valgrind"
+      docker-registry skopeo zstd openssl valgrind
+      curl python3-docker docker-compose"
 
 missing=""
 for p in $BUILD $TEST; do

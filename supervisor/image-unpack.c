@@ -39,8 +39,10 @@ void image_unpack_result_done(struct image_unpack_result *r)
         *r = (struct image_unpack_result) { 0 };
 }
 
-static int read_diff_ids(struct content_store *cs, const char *config, json_t **ret_ids, struct berr *e)
+int image_unpack_diff_ids(struct content_store *cs, const struct image_manifest *m,
+                          char (**ret)[CONTENT_DIGEST_MAX], struct berr *e)
 {
+        const char *config = m->config.digest;
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r = content_read(cs, config, CONFIG_MAX, &data, &len, e);
@@ -51,26 +53,38 @@ static int read_diff_ids(struct content_store *cs, const char *config, json_t **
         if (!j)
                 return berr_setx(e, EINVAL, "image config %s: invalid JSON: %s", config, jerr.text);
         json_t *rootfs = NULL, *ids = NULL;
+        char(*v)[CONTENT_DIGEST_MAX] = NULL;
         if ((r = json_get_object(j, "config", "rootfs", &rootfs, e)) < 0 ||
-            (rootfs && (r = json_get_array(rootfs, "rootfs", "diff_ids", &ids, e)) < 0)) {
-                json_decref(j);
-                return r;
-        }
+            (rootfs && (r = json_get_array(rootfs, "rootfs", "diff_ids", &ids, e)) < 0))
+                goto out;
         if (!ids) {
-                json_decref(j);
-                return berr_setx(e, EINVAL, "image config %s has no rootfs.diff_ids", config);
+                r = berr_setx(e, EINVAL, "image config %s has no rootfs.diff_ids", config);
+                goto out;
         }
-        for (size_t i = 0; i < json_array_size(ids); i++) {
+        if (json_array_size(ids) != m->n_layers) {
+                r = berr_setx(e, EINVAL, "image config %s: the manifest has %zu layers but the config lists %zu diff ids",
+                              config, m->n_layers, json_array_size(ids));
+                goto out;
+        }
+        if (!(v = calloc(m->n_layers ? m->n_layers : 1, sizeof(*v)))) {
+                r = berr_set(e, ENOMEM, "unpack");
+                goto out;
+        }
+        for (size_t i = 0; i < m->n_layers; i++) {
                 const char *d = json_string_value(json_array_get(ids, i));
                 if (!d || content_digest_check(d, NULL) < 0) {
-                        json_decref(j);
-                        return berr_setx(e, EINVAL, "image config %s: rootfs.diff_ids[%zu] is not a sha256 digest",
-                                         config, i);
+                        r = berr_setx(e, EINVAL, "image config %s: rootfs.diff_ids[%zu] is not a sha256 digest",
+                                      config, i);
+                        goto out;
                 }
+                strcpy(v[i], d);
         }
-        *ret_ids = json_incref(ids);
+        *ret = TAKE_PTR(v);
+        r = 0;
+out:
+        free(v);
         json_decref(j);
-        return 0;
+        return r;
 }
 
 static int apply_layer(struct content_store *cs, struct snapshot_overlay *sn, const struct image_descriptor *layer,
@@ -93,6 +107,9 @@ static int apply_layer(struct content_store *cs, struct snapshot_overlay *sn, co
                         .diff_id = diff_id,
                         .keep_owner = geteuid() == 0,
                         .allow_devices = o && o->allow_devices,
+                        /* copy: fs holds the parent's tree, whiteouts delete */
+                        .mode = snapshot_overlay_mode(sn) == SNAPSHOT_MODE_COPY ? LAYER_APPLY_COPY
+                                                                                : LAYER_APPLY_OVERLAY,
                 };
                 r = layer_apply(fd, fs, &lo, NULL, e);
                 if (r < 0)
@@ -114,13 +131,38 @@ static int apply_layer(struct content_store *cs, struct snapshot_overlay *sn, co
         return 1;
 }
 
+int image_unpack_layer(struct content_store *cs, struct snapshot_overlay *sn, const struct image_descriptor *layer,
+                       const char *diff_id, const char *parent_chain, const struct image_unpack_options *o,
+                       char ret_chain[CONTENT_DIGEST_MAX], struct berr *e)
+{
+        char chain[CONTENT_DIGEST_MAX];
+        int r = image_chain_id(parent_chain, diff_id, chain);
+        if (r < 0)
+                return berr_set(e, r, "chain id");
+        struct snapshot_info info = { 0 };
+        struct berr e2 = { 0 };
+        r = snapshot_overlay_stat(sn, chain, &info, &e2);
+        bool have = r >= 0 && info.kind == SNAPSHOT_COMMITTED;
+        snapshot_info_done(&info);
+        if (have) {
+                log_debug("layer %s: snapshot %s is there", layer->digest, chain);
+                r = 0;
+        } else {
+                r = apply_layer(cs, sn, layer, diff_id, parent_chain, chain, o, e);
+                if (r < 0)
+                        return r;
+        }
+        memcpy(ret_chain, chain, CONTENT_DIGEST_MAX);
+        return r;
+}
+
 int image_unpack(struct content_store *cs, struct snapshot_overlay *sn, const char *manifest_digest,
                  const struct image_unpack_options *o, struct image_unpack_result *ret, struct berr *e)
 {
         _cleanup_free_ char *body = NULL;
+        _cleanup_free_ char(*ids)[CONTENT_DIGEST_MAX] = NULL;
         size_t len;
         struct image_manifest m = { 0 };
-        json_t *ids = NULL;
         struct image_unpack_result res = { 0 };
         int r = content_read(cs, manifest_digest, IMAGE_MANIFEST_MAX, &body, &len, e);
         if (r < 0)
@@ -132,37 +174,17 @@ int image_unpack(struct content_store *cs, struct snapshot_overlay *sn, const ch
                 r = berr_setx(e, EINVAL, "%s is an index, not an image manifest", manifest_digest);
                 goto out;
         }
-        r = read_diff_ids(cs, m.config.digest, &ids, e);
+        r = image_unpack_diff_ids(cs, &m, &ids, e);
         if (r < 0)
                 goto out;
-        if (json_array_size(ids) != m.n_layers) {
-                r = berr_setx(e, EINVAL, "image %s has %zu layers but its config lists %zu diff ids", manifest_digest,
-                              m.n_layers, json_array_size(ids));
-                goto out;
-        }
         res.chain_ids = calloc(m.n_layers ? m.n_layers : 1, sizeof(*res.chain_ids));
         if (!res.chain_ids) {
                 r = berr_set(e, ENOMEM, "unpack");
                 goto out;
         }
         for (size_t i = 0; i < m.n_layers; i++) {
-                const char *diff_id = json_string_value(json_array_get(ids, i));
-                const char *parent = i ? res.chain_ids[i - 1] : NULL;
-                r = image_chain_id(parent, diff_id, res.chain_ids[i]);
-                if (r < 0) {
-                        berr_set(e, r, "chain id");
-                        goto out;
-                }
-                struct snapshot_info info = { 0 };
-                struct berr e2 = { 0 };
-                r = snapshot_overlay_stat(sn, res.chain_ids[i], &info, &e2);
-                bool have = r >= 0 && info.kind == SNAPSHOT_COMMITTED;
-                snapshot_info_done(&info);
-                if (have) {
-                        log_debug("layer %s: snapshot %s is there", m.layers[i].digest, res.chain_ids[i]);
-                        continue;
-                }
-                r = apply_layer(cs, sn, &m.layers[i], diff_id, parent, res.chain_ids[i], o, e);
+                r = image_unpack_layer(cs, sn, &m.layers[i], ids[i], i ? res.chain_ids[i - 1] : NULL, o,
+                                       res.chain_ids[i], e);
                 if (r < 0)
                         goto out;
                 res.n_applied += (size_t) r;
@@ -173,7 +195,6 @@ int image_unpack(struct content_store *cs, struct snapshot_overlay *sn, const ch
         r = 0;
 out:
         image_unpack_result_done(&res);
-        json_decref(ids);
         image_manifest_done(&m);
         return r;
 }

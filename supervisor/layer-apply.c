@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <openssl/evp.h>
+#include <search.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,6 +312,7 @@ struct applier {
                 struct timespec times[2];
         } *dirs;
         size_t n_dirs, cap_dirs;
+        void *written;          /* copy mode: tsearch tree of the inodes (ino_t *) this layer made or kept */
 };
 
 static int refuse(struct applier *ap, const char *why)
@@ -554,25 +556,139 @@ static int apply_hardlink(struct applier *ap, const char *target_raw, int pfd, c
         return 0;
 }
 
+static int ino_cmp(const void *a, const void *b)
+{
+        ino_t x = *(const ino_t *) a, y = *(const ino_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static bool written(struct applier *ap, ino_t ino)
+{
+        return tfind(&ino, &ap->written, ino_cmp) != NULL;
+}
+
+/* Copy mode: name in pfd is this layer's (whiteouts and opaque markers
+ * leave it alone). */
+static int note_written(struct applier *ap, int pfd, const char *name)
+{
+        struct stat st;
+        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return berr_set(ap->e, errno, "layer entry \"%s\"", ap->entry);
+        if (written(ap, st.st_ino))
+                return 0;
+        ino_t *k = malloc(sizeof(*k));
+        if (!k)
+                return berr_set(ap->e, ENOMEM, "layer");
+        *k = st.st_ino;
+        if (!tsearch(k, &ap->written, ino_cmp)) {
+                free(k);
+                return berr_set(ap->e, ENOMEM, "layer");
+        }
+        return 0;
+}
+
+/* Copy mode, an opaque directory: removes from dfd what this layer did not
+ * write, never following symlinks; a directory this layer did not write
+ * stays only while something of the layer is in it. Returns 1 when
+ * anything is left in dfd, 0 when it is empty. */
+static int prune_lower(struct applier *ap, int dfd)
+{
+        int fd = dup(dfd);
+        DIR *d = fd < 0 ? NULL : fdopendir(fd);
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return -errno;
+        }
+        struct dirent *de;
+        int r = 0;
+        bool left = false;
+        while (r >= 0 && (errno = 0, de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                struct stat st;
+                if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        r = -errno;
+                        break;
+                }
+                bool mine = written(ap, st.st_ino);
+                if (S_ISDIR(st.st_mode)) {
+                        int c = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (c < 0) {
+                                r = -errno;
+                                break;
+                        }
+                        int k = prune_lower(ap, c);
+                        close(c);
+                        if (k < 0)
+                                r = k;
+                        else if (k == 0 && !mine && unlinkat(dfd, de->d_name, AT_REMOVEDIR) < 0)
+                                r = -errno;
+                        else
+                                left = true;
+                } else if (mine) {
+                        left = true;
+                } else if (unlinkat(dfd, de->d_name, 0) < 0) {
+                        r = -errno;
+                }
+        }
+        if (r >= 0 && errno != 0)
+                r = -errno;
+        closedir(d);
+        return r < 0 ? r : left;
+}
+
+/* Copy mode: the whiteout of name in pfd deletes it, unless this layer
+ * wrote it. */
+static int delete_lower(struct applier *ap, int pfd, const char *name)
+{
+        struct stat st;
+        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return berr_set(ap->e, errno, "layer entry \"%s\"", ap->entry);
+        }
+        if (written(ap, st.st_ino)) {
+                log_debug("layer entry \"%s\": whiteout of the layer's own \"%s\" ignored", ap->entry, name);
+                return 0;
+        }
+        int r = clear_entry(pfd, name, false);
+        if (r < 0)
+                return berr_set(ap->e, -r, "layer entry \"%s\": deleting \"%s\"", ap->entry, name);
+        return 0;
+}
+
 static int apply_whiteout(struct applier *ap, const char *dir, const char *base)
 {
+        bool copy = ap->o->mode == LAYER_APPLY_COPY;
+        if (strncmp(base, ".wh..wh.", 8) == 0 && strcmp(base, ".wh..wh..opq") != 0) {
+                log_debug("layer entry \"%s\": aufs metadata skipped", ap->entry);
+                return 0;
+        }
+        /* the same resolution as any entry: a whiteout never reaches
+         * through a symlink out of the layer's directory */
         _cleanup_close_ int pfd = resolve_dir(ap, dir, true);
         if (pfd < 0)
                 return pfd;
         if (strcmp(base, ".wh..wh..opq") == 0) {
                 _cleanup_close_ int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (copy) {
+                        int r = dfd < 0 ? -errno : prune_lower(ap, dfd);
+                        if (r < 0)
+                                return berr_set(ap->e, -r, "layer entry \"%s\": emptying \"%s\"", ap->entry,
+                                                *dir ? dir : "/");
+                        return 0;
+                }
                 if (dfd < 0 || fsetxattr(dfd, "trusted.overlay.opaque", "y", 1, 0) < 0)
                         return berr_set(ap->e, errno, "layer entry \"%s\": making \"%s\" opaque", ap->entry,
                                         *dir ? dir : "/");
                 return 0;
         }
-        if (strncmp(base, ".wh..wh.", 8) == 0) {
-                log_debug("layer entry \"%s\": aufs metadata skipped", ap->entry);
-                return 0;
-        }
         const char *name = base + 4;
         if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
                 return refuse(ap, "a whiteout without a name");
+        if (copy)
+                return delete_lower(ap, pfd, name);
         int r = clear_entry(pfd, name, false);
         if (r < 0)
                 return berr_set(ap->e, -r, "layer entry \"%s\": replacing", ap->entry);
@@ -580,6 +696,9 @@ static int apply_whiteout(struct applier *ap, const char *dir, const char *base)
                 return berr_set(ap->e, errno, "layer entry \"%s\": whiteout", ap->entry);
         return 0;
 }
+
+static int create_entry(struct applier *ap, struct archive *a, struct archive_entry *en, int pfd, const char *base,
+                        const char *path);
 
 static int apply_entry(struct applier *ap, struct archive *a, struct archive_entry *en)
 {
@@ -614,7 +733,23 @@ static int apply_entry(struct applier *ap, struct archive *a, struct archive_ent
         _cleanup_close_ int pfd = resolve_dir(ap, dir, true);
         if (pfd < 0)
                 return pfd;
+        if (ap->o->mode != LAYER_APPLY_COPY)
+                return create_entry(ap, a, en, pfd, base, path);
+        if (type == AE_IFCHR && archive_entry_rdev(en) == 0 && !archive_entry_hardlink(en)) {
+                /* an overlay whiteout: a deletion here */
+                if (!ap->o->allow_devices)
+                        return refuse(ap, "device nodes are not allowed");
+                return delete_lower(ap, pfd, base);
+        }
+        r = create_entry(ap, a, en, pfd, base, path);
+        return r < 0 ? r : note_written(ap, pfd, base);
+}
 
+/* The entry base in pfd (path: its whole name in the layer). */
+static int create_entry(struct applier *ap, struct archive *a, struct archive_entry *en, int pfd, const char *base,
+                        const char *path)
+{
+        mode_t type = archive_entry_filetype(en);
         const char *link = archive_entry_hardlink(en);
         if (link)
                 return apply_hardlink(ap, link, pfd, base);
@@ -622,7 +757,7 @@ static int apply_entry(struct applier *ap, struct archive *a, struct archive_ent
         if ((type == AE_IFCHR || type == AE_IFBLK) && !ap->o->allow_devices)
                 return refuse(ap, "device nodes are not allowed");
 
-        r = clear_entry(pfd, base, type == AE_IFDIR);
+        int r = clear_entry(pfd, base, type == AE_IFDIR);
         if (r < 0)
                 return berr_set(ap->e, -r, "layer entry \"%s\": replacing", ap->entry);
 
@@ -728,12 +863,55 @@ out:
         for (size_t i = 0; i < ap.n_dirs; i++)
                 free(ap.dirs[i].path);
         free(ap.dirs);
+        tdestroy(ap.written, free);
+        return r;
+}
+
+/* The stream's sha256 as "sha256:<hex>", checked against o->diff_id. */
+static int check_diff_id(struct stream *s, const struct layer_apply_options *o, char digest[CONTENT_DIGEST_MAX],
+                         struct berr *e)
+{
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        if (EVP_DigestFinal_ex(s->sha, md, &mdlen) != 1 || mdlen != 32)
+                return berr_setx(e, EIO, "sha256 failed");
+        strcpy(digest, "sha256:");
+        for (unsigned i = 0; i < mdlen; i++)
+                snprintf(digest + 7 + 2 * i, 3, "%02x", md[i]);
+        if (o->diff_id && strcmp(o->diff_id, digest) != 0)
+                return berr_setx(e, EBADMSG,
+                                 "layer diff id mismatch: the uncompressed layer is %s, the image config says %s", digest,
+                                 o->diff_id);
+        return 0;
+}
+
+/* Copy mode: in place (see layer-apply.h). */
+static int apply_in_place(int fd, const char *dest, const struct layer_apply_options *o,
+                          char ret_diff_id[CONTENT_DIGEST_MAX], struct berr *e)
+{
+        struct stream s = { .fd = -1 };
+        char digest[CONTENT_DIGEST_MAX];
+        _cleanup_close_ int rootfd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int r = rootfd < 0 ? berr_set(e, errno, "\"%s\"", dest) : 0;
+        if (r >= 0)
+                r = stream_open(&s, fd, o->media_type, e);
+        if (r >= 0)
+                r = apply_stream(rootfd, &s, o, e);
+        if (r >= 0)
+                r = check_diff_id(&s, o, digest, e);
+        if (r >= 0 && syncfs(rootfd) < 0)
+                r = berr_set(e, errno, "syncfs \"%s\"", dest);
+        stream_done(&s);
+        if (r >= 0 && ret_diff_id)
+                memcpy(ret_diff_id, digest, CONTENT_DIGEST_MAX);
         return r;
 }
 
 int layer_apply(int fd, const char *dest, const struct layer_apply_options *o, char ret_diff_id[CONTENT_DIGEST_MAX],
                 struct berr *e)
 {
+        if (o->mode == LAYER_APPLY_COPY)
+                return apply_in_place(fd, dest, o, ret_diff_id, e);
         _cleanup_free_ char *tmp = NULL;
         const char *slash = strrchr(dest, '/');
         int r = slash ? asprintf(&tmp, "%.*s/.%s.apply-XXXXXX", (int) (slash - dest), dest, slash + 1)
@@ -756,21 +934,10 @@ int layer_apply(int fd, const char *dest, const struct layer_apply_options *o, c
         if (r < 0)
                 goto fail;
 
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned mdlen = 0;
         char digest[CONTENT_DIGEST_MAX];
-        if (EVP_DigestFinal_ex(s.sha, md, &mdlen) != 1 || mdlen != 32) {
-                r = berr_setx(e, EIO, "sha256 failed");
+        r = check_diff_id(&s, o, digest, e);
+        if (r < 0)
                 goto fail;
-        }
-        strcpy(digest, "sha256:");
-        for (unsigned i = 0; i < mdlen; i++)
-                snprintf(digest + 7 + 2 * i, 3, "%02x", md[i]);
-        if (o->diff_id && strcmp(o->diff_id, digest) != 0) {
-                r = berr_setx(e, EBADMSG, "layer diff id mismatch: the uncompressed layer is %s, the image config says %s",
-                              digest, o->diff_id);
-                goto fail;
-        }
         /* what the layer wrote reaches the disk before it is committed */
         if (syncfs(rootfd) < 0) {
                 r = berr_set(e, errno, "syncfs \"%s\"", tmp);

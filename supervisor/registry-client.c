@@ -22,21 +22,34 @@
 #define ERROR_BODY_MAX (64u << 10)
 #define TOKEN_BODY_MAX (1u << 20)
 
-struct registry_client {
-        struct image_ref ref;
+/* Where requests go: the registry itself, or a mirror of docker.io. Each
+ * has its own authorization; auth_gen counts its changes, so that a request
+ * answered 401 can tell whether another request got a new token meanwhile. */
+struct endpoint {
         char *base;              /* "https://host:port/v2/<path>" */
         bool plain_http;
         char *authorization;     /* "Bearer ..." / "Basic ..." once known */
+        unsigned auth_gen;
+};
+
+struct registry_client {
+        struct image_ref ref;
+        struct endpoint *ep;     /* mirrors first, the registry last */
+        size_t n_ep, cur;        /* cur: the first endpoint not known to fail */
         bool have_creds;
         struct registry_credentials creds;
+        char *identity_token, *registry_token;
         struct registry_options o;
-        CURL *h;                 /* reused: keeps the connection alive */
+        CURL *h;                 /* for manifests and tokens; reused: keeps the connection alive */
 };
 
 /* One HTTP exchange. */
 struct xfer {
         struct registry_client *c;
+        CURL *h;
         const char *url;
+        const char *post;        /* a form to POST instead of a GET */
+        unsigned auth_gen;       /* of the authorization sent */
         long status;
         char reason[64];
         char *content_type, *www_auth, *docker_digest, *content_range;
@@ -52,6 +65,10 @@ struct xfer {
         bool decided, to_sink;
         int sink_err;
         struct berr *serr;
+        /* progress of a blob */
+        const struct registry_blob_events *ev;
+        size_t idx;
+        uint64_t reported_ms;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -113,11 +130,6 @@ static bool host_is_insecure(const char *domain, char *const *list)
                         return true;
         }
         return false;
-}
-
-const char *registry_client_scheme(const struct registry_client *c)
-{
-        return c->plain_http ? "http" : "https";
 }
 
 /* ---------- callbacks ---------- */
@@ -191,6 +203,13 @@ static size_t buffer_body(struct xfer *x, const char *data, size_t n)
         return n;
 }
 
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
 /* "bytes 100-199/200" → 100 */
 static int content_range_start(const char *v, uint64_t *ret)
 {
@@ -210,7 +229,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
                 return buffer_body(x, data, n);
         if (!x->decided) {
                 x->decided = true;
-                curl_easy_getinfo(x->c->h, CURLINFO_RESPONSE_CODE, &x->status);
+                curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
                 if (x->status == 206) {
                         uint64_t s;
                         if (content_range_start(x->content_range, &s) < 0 || s != x->start) {
@@ -243,6 +262,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
                 return 0;
         }
         x->received += n;
+        if (x->ev && x->ev->progress) {
+                uint64_t now = now_ms();
+                if (now - x->reported_ms >= 100) {
+                        x->reported_ms = now;
+                        x->ev->progress(x->ev->ud, x->idx, x->start + x->received, (uint64_t) x->size);
+                }
+        }
         return n;
 }
 
@@ -333,21 +359,36 @@ static void sleep_ms(long ms)
                 ;
 }
 
-/* One attempt: GET url into x. Returns 0 when a response arrived (any
- * status), or the failed CURLcode. */
-static CURLcode perform(struct registry_client *c, struct xfer *x, const char *accept, bool with_auth,
-                        const char *user, const char *password)
-{
-        struct curl_slist *hdrs = NULL;
-        _cleanup_free_ char *acc = NULL, *authz = NULL, *range = NULL;
-        CURL *h = c->h;
+/* The request headers of one attempt; they must live until it ends. */
+struct req_headers {
+        struct curl_slist *list;
+        char *accept, *authz, *range;
+};
 
+static void req_headers_done(struct req_headers *rh)
+{
+        curl_slist_free_all(rh->list);
+        if (rh->authz)
+                explicit_bzero(rh->authz, strlen(rh->authz));
+        free(rh->accept);
+        free(rh->authz);
+        free(rh->range);
+        *rh = (struct req_headers) { 0 };
+}
+
+/* Sets up h for one attempt of x: GET (or POST x->post) x->url, with the
+ * authorization given (a header) or Basic user/password. */
+static void setup_handle(struct registry_client *c, CURL *h, bool plain_http, struct xfer *x, const char *accept,
+                         const char *authorization, const char *user, const char *password, struct req_headers *rh)
+{
+        x->h = h;
         curl_easy_reset(h);
         curl_easy_setopt(h, CURLOPT_URL, x->url);
+        curl_easy_setopt(h, CURLOPT_PRIVATE, x);
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, c->plain_http ? "http,https" : "https");
-        curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, c->plain_http ? "http,https" : "https");
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, plain_http ? "http,https" : "https");
+        curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, plain_http ? "http,https" : "https");
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->o.connect_timeout_ms);
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->o.stall_timeout_s);
@@ -357,27 +398,42 @@ static CURLcode perform(struct registry_client *c, struct xfer *x, const char *a
         curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-        if (accept && asprintf(&acc, "Accept: %s", accept) >= 0)
-                hdrs = curl_slist_append(hdrs, acc);
+        if (x->post)
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->post);
+        if (accept && asprintf(&rh->accept, "Accept: %s", accept) >= 0)
+                rh->list = curl_slist_append(rh->list, rh->accept);
         /* A custom Authorization header is not sent on to another host
          * after a redirect (blob storage), which is what we want. */
-        if (with_auth && c->authorization && asprintf(&authz, "Authorization: %s", c->authorization) >= 0)
-                hdrs = curl_slist_append(hdrs, authz);
-        if (x->sink && x->start > 0 && asprintf(&range, "Range: bytes=%llu-", (unsigned long long) x->start) >= 0)
-                hdrs = curl_slist_append(hdrs, range);
-        if (hdrs)
-                curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        if (authorization && asprintf(&rh->authz, "Authorization: %s", authorization) >= 0)
+                rh->list = curl_slist_append(rh->list, rh->authz);
+        if (x->sink && x->start > 0 &&
+            asprintf(&rh->range, "Range: bytes=%llu-", (unsigned long long) x->start) >= 0)
+                rh->list = curl_slist_append(rh->list, rh->range);
+        if (rh->list)
+                curl_easy_setopt(h, CURLOPT_HTTPHEADER, rh->list);
         if (user) {
                 curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
                 curl_easy_setopt(h, CURLOPT_USERNAME, user);
                 curl_easy_setopt(h, CURLOPT_PASSWORD, password);
         }
-        CURLcode rc = curl_easy_perform(h);
-        curl_slist_free_all(hdrs);
-        if (authz)
-                explicit_bzero(authz, strlen(authz));
+}
+
+/* After an attempt ended with rc: the status, when a response arrived. */
+static void attempt_ended(struct xfer *x, CURLcode rc)
+{
         if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && !x->sink_err && x->truncated))
-                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
+                curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
+}
+
+/* One blocking attempt on the client's own handle. */
+static CURLcode perform(struct registry_client *c, bool plain_http, struct xfer *x, const char *accept,
+                        const char *authorization, const char *user, const char *password)
+{
+        struct req_headers rh = { 0 };
+        setup_handle(c, c->h, plain_http, x, accept, authorization, user, password, &rh);
+        CURLcode rc = curl_easy_perform(c->h);
+        req_headers_done(&rh);
+        attempt_ended(x, rc);
         return rc;
 }
 
@@ -391,11 +447,27 @@ static int url_escape(CURL *h, const char *s, char **ret)
         return *ret ? 0 : -ENOMEM;
 }
 
-/* The Bearer flow: ask the challenge's realm for a token. */
-static int fetch_token(struct registry_client *c, const struct registry_challenge *ch, const char *for_url,
-                       struct berr *e)
+static int set_authorization(struct endpoint *ep, const char *scheme, const char *value, struct berr *e)
 {
-        _cleanup_free_ char *scope_default = NULL, *svc = NULL, *scope = NULL, *url = NULL;
+        char *v = NULL;
+        if (asprintf(&v, "%s %s", scheme, value) < 0)
+                return berr_set(e, ENOMEM, "auth");
+        if (ep->authorization)
+                explicit_bzero(ep->authorization, strlen(ep->authorization));
+        free(ep->authorization);
+        ep->authorization = v;
+        ep->auth_gen++;
+        return 0;
+}
+
+/* The Bearer flow: ask the challenge's realm for a token. With an identity
+ * token, that is an OAuth2 refresh (POST grant_type=refresh_token), as
+ * Docker does; else a GET, with Basic credentials when there are any. */
+static int fetch_token(struct registry_client *c, struct endpoint *ep, const struct registry_challenge *ch,
+                       const char *for_url, struct berr *e)
+{
+        _cleanup_free_ char *scope_default = NULL, *svc = NULL, *scope = NULL, *url = NULL, *form = NULL,
+                            *refresh = NULL;
         struct xfer x = { .c = c, .max = TOKEN_BODY_MAX };
         int r;
 
@@ -404,141 +476,502 @@ static int fetch_token(struct registry_client *c, const struct registry_challeng
         if (url_escape(c->h, ch->scope ? ch->scope : scope_default, &scope) < 0 ||
             (ch->service && url_escape(c->h, ch->service, &svc) < 0))
                 return berr_set(e, ENOMEM, "token");
-        if (asprintf(&url, "%s%sscope=%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?", scope,
-                     svc ? "&service=" : "", svc ? svc : "") < 0)
+        if (c->identity_token) {
+                if (url_escape(c->h, c->identity_token, &refresh) < 0 ||
+                    asprintf(&form, "grant_type=refresh_token&client_id=berth&refresh_token=%s&scope=%s%s%s",
+                             refresh, scope, svc ? "&service=" : "", svc ? svc : "") < 0)
+                        return berr_set(e, ENOMEM, "token");
+                url = strdup(ch->realm);
+                x.post = form;
+        } else if (asprintf(&url, "%s%sscope=%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?", scope,
+                            svc ? "&service=" : "", svc ? svc : "") < 0) {
+                url = NULL;
+        }
+        if (!url)
                 return berr_set(e, ENOMEM, "token");
         x.url = url;
         log_debug("GET %s: asking %s for a token", for_url, url);
-        CURLcode rc = perform(c, &x, "application/json", false, c->have_creds ? c->creds.username : NULL,
-                              c->have_creds ? c->creds.password : NULL);
+        bool basic = c->have_creds && !c->identity_token;
+        CURLcode rc = perform(c, ep->plain_http, &x, "application/json", NULL, basic ? c->creds.username : NULL,
+                              basic ? c->creds.password : NULL);
+        if (form)
+                explicit_bzero(form, strlen(form));
         if (rc != CURLE_OK) {
-                r = berr_setx(e, errno_from_curl(rc), "token request GET %s: %s", url, curl_easy_strerror(rc));
+                r = berr_setx(e, errno_from_curl(rc), "token request %s %s: %s", x.post ? "POST" : "GET", url,
+                              curl_easy_strerror(rc));
                 goto out;
         }
         if (x.status != 200) {
-                r = status_error(&x, e, c->have_creds ? ": the credentials were refused"
-                                                       : ": no credentials for this registry (--auth-config)");
+                r = status_error(&x, e, c->have_creds || c->identity_token
+                                                ? ": the credentials were refused"
+                                                : ": no credentials for this registry (--auth-config)");
                 goto out;
         }
         json_t *j = json_loadb(x.buf ? x.buf : "", x.len, 0, NULL);
         const char *tok = json_string_value(json_object_get(j, "token"));
         if (!tok || !*tok)
                 tok = json_string_value(json_object_get(j, "access_token"));
-        if (!tok || !*tok) {
-                json_decref(j);
-                r = berr_setx(e, EPROTO, "token request GET %s: no token in the answer", url);
-                goto out;
-        }
-        free(c->authorization);
-        if (asprintf(&c->authorization, "Bearer %s", tok) < 0)
-                c->authorization = NULL;
+        if (!tok || !*tok)
+                r = berr_setx(e, EPROTO, "token request %s: no token in the answer", url);
+        else
+                r = set_authorization(ep, "Bearer", tok, e);
         json_decref(j);
-        r = c->authorization ? 0 : berr_set(e, ENOMEM, "token");
 out:
         xfer_clear(&x);
         return r;
 }
 
-static int basic_authorization(struct registry_client *c, struct berr *e)
+static int basic_authorization(struct registry_client *c, struct endpoint *ep, struct berr *e)
 {
         _cleanup_free_ char *plain = NULL;
         if (asprintf(&plain, "%s:%s", c->creds.username, c->creds.password) < 0)
                 return berr_set(e, ENOMEM, "auth");
         size_t n = strlen(plain);
-        char *v = malloc(6 + 4 * ((n + 2) / 3) + 1);
+        _cleanup_free_ char *v = malloc(4 * ((n + 2) / 3) + 1);
         if (!v) {
                 explicit_bzero(plain, n);
                 return berr_set(e, ENOMEM, "auth");
         }
-        memcpy(v, "Basic ", 6);
-        EVP_EncodeBlock((unsigned char *) v + 6, (const unsigned char *) plain, (int) n);
+        EVP_EncodeBlock((unsigned char *) v, (const unsigned char *) plain, (int) n);
         explicit_bzero(plain, n);
-        free(c->authorization);
-        c->authorization = v;
-        return 0;
+        int r = set_authorization(ep, "Basic", v, e);
+        explicit_bzero(v, strlen(v));
+        return r;
 }
 
 /* Answers a 401: gets a token or sets Basic credentials. */
-static int authenticate(struct registry_client *c, const struct xfer *x, struct berr *e)
+static int authenticate(struct registry_client *c, struct endpoint *ep, const struct xfer *x, struct berr *e)
 {
         struct registry_challenge ch = { 0 };
+        if (c->registry_token)
+                return status_error(x, e, ": the registry token was refused");
         if (!x->www_auth)
                 return status_error(x, e, ": no WWW-Authenticate challenge");
         int r = registry_challenge_parse(x->www_auth, &ch, e);
         if (r < 0)
                 return berr_prefix(e, "GET %s: 401", x->url);
         if (registry_challenge_is_bearer(&ch)) {
-                r = fetch_token(c, &ch, x->url, e);
+                r = fetch_token(c, ep, &ch, x->url, e);
         } else if (!c->have_creds) {
                 r = status_error(x, e, ": the registry wants credentials and none are configured for it (--auth-config)");
         } else {
-                r = basic_authorization(c, e);
+                r = basic_authorization(c, ep, e);
         }
         registry_challenge_done(&ch);
         return r;
 }
 
-/* GET with authentication and retries. For a blob (x->sink set), each
- * attempt starts where the sink is. */
-static int request(struct registry_client *c, struct xfer *x, const char *accept, struct berr *e)
-{
-        long backoff = c->o.backoff_ms;
-        bool authenticated = false;
-        int attempt = 0;
+/* Retry state of one request. */
+struct attempts {
+        int n;                   /* retries made */
+        long backoff_ms;         /* before the next one */
+        bool authenticated;
+};
 
+enum verdict {
+        VERDICT_DONE,            /* a good response */
+        VERDICT_AGAIN,           /* go again now (new authorization, or a range restart) */
+        VERDICT_RETRY,           /* go again after the backoff */
+};
+
+/* What to do after an attempt that ended with rc: a verdict, or -errno
+ * with e set. For a blob, the sink has been written to already. */
+static int judge(struct registry_client *c, struct endpoint *ep, struct xfer *x, CURLcode rc, struct attempts *a,
+                 struct berr *e)
+{
+        if (x->sink_err)
+                return x->sink_err;
+        if (rc == CURLE_WRITE_ERROR && x->truncated)
+                rc = CURLE_OK; /* a body over the limit: judged below */
+        if (rc != CURLE_OK) {
+                if (!curl_retryable(rc) || a->n >= c->o.retries)
+                        return berr_setx(e, errno_from_curl(rc), "GET %s: %s%s", x->url, curl_easy_strerror(rc),
+                                         a->n ? " (after retries)" : "");
+                log_debug("GET %s: %s; retrying", x->url, curl_easy_strerror(rc));
+                return VERDICT_RETRY;
+        }
+        if (x->status == 401 && !a->authenticated) {
+                a->authenticated = true;
+                if (x->auth_gen != ep->auth_gen)
+                        return VERDICT_AGAIN; /* another request got new credentials meanwhile */
+                int r = authenticate(c, ep, x, e);
+                return r < 0 ? r : VERDICT_AGAIN;
+        }
+        if (x->status == 416 && x->sink && x->start > 0) {
+                /* our partial data does not fit the blob: start over */
+                int r = x->sink->reset(x->sink->ud, e);
+                return r < 0 ? r : VERDICT_AGAIN;
+        }
+        if (status_retryable(x->status) && a->n < c->o.retries) {
+                log_debug("GET %s: %ld; retrying", x->url, x->status);
+                return VERDICT_RETRY;
+        }
+        if (x->status == 401)
+                return status_error(x, e, ": authentication failed");
+        if (x->status != 200 && !(x->sink && x->status == 206))
+                return status_error(x, e, NULL);
+        if (x->sink && x->size >= 0 && x->start + x->received < (uint64_t) x->size) {
+                /* the connection ended early without an error */
+                if (a->n >= c->o.retries)
+                        return berr_setx(e, EIO, "GET %s: got %llu of %lld bytes", x->url,
+                                         (unsigned long long) (x->start + x->received), (long long) x->size);
+                return VERDICT_RETRY;
+        }
+        return VERDICT_DONE;
+}
+
+/* A blocking GET (manifests) with authentication and retries. */
+static int request(struct registry_client *c, struct endpoint *ep, struct xfer *x, const char *accept,
+                   struct berr *e)
+{
+        struct attempts a = { .backoff_ms = c->o.backoff_ms };
         for (;;) {
                 xfer_clear(x);
-                if (x->sink)
-                        x->start = x->sink->offset(x->sink->ud);
-                CURLcode rc = perform(c, x, accept, true, NULL, NULL);
-                if (x->sink_err)
-                        return x->sink_err;
-                if (rc == CURLE_WRITE_ERROR && x->truncated)
-                        rc = CURLE_OK; /* a body over the limit: judged below */
-                bool retry = false;
-                if (rc != CURLE_OK) {
-                        if (!curl_retryable(rc) || attempt >= c->o.retries)
-                                return berr_setx(e, errno_from_curl(rc), "GET %s: %s%s", x->url,
-                                                 curl_easy_strerror(rc),
-                                                 attempt ? " (after retries)" : "");
-                        retry = true;
-                        log_debug("GET %s: %s; retrying", x->url, curl_easy_strerror(rc));
-                } else if (x->status == 401 && !authenticated) {
-                        int r = authenticate(c, x, e);
-                        if (r < 0)
-                                return r;
-                        authenticated = true;
-                        continue;
-                } else if (x->status == 416 && x->sink && x->start > 0) {
-                        /* our partial data does not fit the blob: start over */
-                        int r = x->sink->reset(x->sink->ud, e);
-                        if (r < 0)
-                                return r;
-                        continue;
-                } else if (status_retryable(x->status) && attempt < c->o.retries) {
-                        retry = true;
-                        log_debug("GET %s: %ld; retrying", x->url, x->status);
-                } else if (x->status == 401) {
-                        return status_error(x, e, ": authentication failed");
-                } else if (x->status != 200 && !(x->sink && x->status == 206)) {
-                        return status_error(x, e, NULL);
-                } else if (x->sink && x->size >= 0 && x->start + x->received < (uint64_t) x->size) {
-                        /* the connection ended early without an error */
-                        if (attempt >= c->o.retries)
-                                return berr_setx(e, EIO, "GET %s: got %llu of %lld bytes", x->url,
-                                                 (unsigned long long) (x->start + x->received),
-                                                 (long long) x->size);
-                        retry = true;
+                x->auth_gen = ep->auth_gen;
+                CURLcode rc = perform(c, ep->plain_http, x, accept, ep->authorization, NULL, NULL);
+                int r = judge(c, ep, x, rc, &a, e);
+                if (r < 0 || r == VERDICT_DONE)
+                        return r < 0 ? r : 0;
+                if (r == VERDICT_RETRY) {
+                        a.n++;
+                        sleep_ms(a.backoff_ms);
+                        a.backoff_ms *= 2;
                 }
-                if (!retry)
-                        return 0;
-                attempt++;
-                sleep_ms(backoff);
-                backoff *= 2;
         }
 }
 
+/* ---------- several blobs at once ---------- */
+
+enum blob_state {
+        BLOB_QUEUED,
+        BLOB_RUNNING,
+        BLOB_SLEEPING,           /* waiting for its backoff to pass */
+        BLOB_FINISHED,
+};
+
+struct blob_xfer {
+        struct xfer x;
+        enum blob_state state;
+        struct attempts a;
+        size_t ep;
+        char *url;
+        CURL *h;
+        struct req_headers rh;
+        uint64_t wake_ms;
+        struct berr err;
+};
+
+struct blob_fetch {
+        struct registry_client *c;
+        const struct registry_blob_request *reqs;
+        const struct registry_blob_events *ev;
+        struct blob_xfer *bx;
+        size_t n, next, n_finished;
+        unsigned busy, max;      /* running or sleeping, of at most max */
+        CURLM *m;
+        /* after a blob failed: nothing new starts, what runs is finished */
+        bool draining;
+        int r;
+        struct berr err;
+};
+
+static int blob_finish(struct blob_fetch *f, struct blob_xfer *b, int r, struct berr *e)
+{
+        size_t i = (size_t) (b - f->bx);
+        b->state = BLOB_FINISHED;
+        f->busy--;
+        f->n_finished++;
+        if (f->ev && f->ev->done) {
+                int k = f->ev->done(f->ev->ud, i, r, &b->err);
+                if (r >= 0)
+                        r = k;
+        }
+        if (r < 0)
+                *e = b->err;
+        return r;
+}
+
+/* Starts (or restarts) an attempt of blob b on its endpoint. */
+static int blob_start(struct blob_fetch *f, struct blob_xfer *b, struct berr *e)
+{
+        struct registry_client *c = f->c;
+        const struct registry_blob_request *q = &f->reqs[b - f->bx];
+        struct endpoint *ep = &c->ep[b->ep];
+
+        xfer_clear(&b->x);
+        b->x.start = q->sink->offset(q->sink->ud);
+        if (q->size >= 0 && b->x.start == (uint64_t) q->size)
+                return blob_finish(f, b, 0, e); /* an earlier, interrupted download had it all */
+        free(b->url);
+        if (asprintf(&b->url, "%s/blobs/%s", ep->base, q->digest) < 0) {
+                b->url = NULL;
+                berr_set(&b->err, ENOMEM, "blob");
+                return blob_finish(f, b, -ENOMEM, e);
+        }
+        if (!b->h && !(b->h = curl_easy_init())) {
+                berr_setx(&b->err, EIO, "libcurl: cannot create a handle");
+                return blob_finish(f, b, -EIO, e);
+        }
+        b->x.url = b->url;
+        b->x.auth_gen = ep->auth_gen;
+        b->x.reported_ms = now_ms();
+        setup_handle(c, b->h, ep->plain_http, &b->x, NULL, ep->authorization, NULL, NULL, &b->rh);
+        CURLMcode mc = curl_multi_add_handle(f->m, b->h);
+        if (mc != CURLM_OK) {
+                berr_setx(&b->err, EIO, "libcurl: %s", curl_multi_strerror(mc));
+                return blob_finish(f, b, -EIO, e);
+        }
+        b->state = BLOB_RUNNING;
+        if (f->ev && f->ev->progress)
+                f->ev->progress(f->ev->ud, (size_t) (b - f->bx), b->x.start, (uint64_t) q->size);
+        return 0;
+}
+
+/* An attempt of blob b ended with rc: judge it, then finish, go again or
+ * sleep; a failure on a mirror moves on to the next endpoint. */
+static int blob_ended(struct blob_fetch *f, struct blob_xfer *b, CURLcode rc, struct berr *e)
+{
+        struct registry_client *c = f->c;
+        curl_multi_remove_handle(f->m, b->h);
+        req_headers_done(&b->rh);
+        attempt_ended(&b->x, rc);
+        int r = judge(c, &c->ep[b->ep], &b->x, rc, &b->a, &b->err);
+        if (r == VERDICT_DONE)
+                return blob_finish(f, b, 0, e);
+        if (r == VERDICT_AGAIN)
+                return blob_start(f, b, e);
+        if (r == VERDICT_RETRY) {
+                b->a.n++;
+                b->wake_ms = now_ms() + (uint64_t) b->a.backoff_ms;
+                b->a.backoff_ms *= 2;
+                b->state = BLOB_SLEEPING;
+                return 0;
+        }
+        if (!b->x.sink_err && b->ep + 1 < c->n_ep) {
+                log_debug("%s; trying the next endpoint", b->err.msg);
+                c->cur = b->ep + 1 > c->cur ? b->ep + 1 : c->cur;
+                b->ep++;
+                b->a = (struct attempts) { .backoff_ms = c->o.backoff_ms };
+                berr_clear(&b->err);
+                return blob_start(f, b, e);
+        }
+        return blob_finish(f, b, r, e);
+}
+
+/* Starts what may start: sleepers whose time came, then queued blobs. */
+static int blob_fill(struct blob_fetch *f, uint64_t now, struct berr *e)
+{
+        if (f->draining)
+                return 0;
+        for (size_t i = 0; i < f->next; i++) {
+                struct blob_xfer *b = &f->bx[i];
+                if (b->state == BLOB_SLEEPING && b->wake_ms <= now) {
+                        int r = blob_start(f, b, e);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        while (f->busy < f->max && f->next < f->n) {
+                struct blob_xfer *b = &f->bx[f->next++];
+                b->ep = f->c->cur;
+                b->a.backoff_ms = f->c->o.backoff_ms;
+                f->busy++;
+                int r = blob_start(f, b, e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* How long to wait for sockets: until the next sleeper wakes, at most 100 ms. */
+static int blob_poll_timeout(const struct blob_fetch *f, uint64_t now)
+{
+        uint64_t t = 100;
+        for (size_t i = 0; i < f->next; i++)
+                if (f->bx[i].state == BLOB_SLEEPING)
+                        t = f->bx[i].wake_ms <= now ? 0 : (f->bx[i].wake_ms - now < t ? f->bx[i].wake_ms - now : t);
+        return (int) t;
+}
+
+/* The first failure is the one returned. When a blob fails, the transfers
+ * running then are let finish (and verified), so that they are not left
+ * half done; queued and sleeping ones do not start. A cancel stops all. */
+static void blob_failed(struct blob_fetch *f, int r, const struct berr *e)
+{
+        if (f->draining)
+                return;
+        f->draining = true;
+        f->r = r;
+        f->err = *e;
+}
+
+static unsigned blob_running(const struct blob_fetch *f)
+{
+        unsigned k = 0;
+        for (size_t i = 0; i < f->next; i++)
+                k += f->bx[i].state == BLOB_RUNNING;
+        return k;
+}
+
+static int blob_fetch_run(struct blob_fetch *f, struct berr *e)
+{
+        int r;
+        while (f->n_finished < f->n) {
+                r = blob_fill(f, now_ms(), e);
+                if (r < 0)
+                        blob_failed(f, r, e);
+                if (f->n_finished == f->n || (f->draining && blob_running(f) == 0))
+                        break;
+                int running;
+                CURLMcode mc = curl_multi_perform(f->m, &running);
+                if (mc != CURLM_OK)
+                        return berr_setx(e, EIO, "libcurl: %s", curl_multi_strerror(mc));
+                CURLMsg *msg;
+                int left;
+                while ((msg = curl_multi_info_read(f->m, &left))) {
+                        if (msg->msg != CURLMSG_DONE)
+                                continue;
+                        struct xfer *x = NULL;
+                        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &x);
+                        r = blob_ended(f, (struct blob_xfer *) x, msg->data.result, e);
+                        if (r < 0)
+                                blob_failed(f, r, e);
+                }
+                if (f->ev && f->ev->cancelled && f->ev->cancelled(f->ev->ud))
+                        return berr_setx(e, ECANCELED, "pull cancelled");
+                if (f->draining && blob_running(f) == 0)
+                        break;
+                if (f->n_finished < f->n) {
+                        mc = curl_multi_poll(f->m, NULL, 0, blob_poll_timeout(f, now_ms()), NULL);
+                        if (mc != CURLM_OK)
+                                return berr_setx(e, EIO, "libcurl: %s", curl_multi_strerror(mc));
+                }
+        }
+        return 0;
+}
+
+int registry_fetch_blobs(struct registry_client *c, const struct registry_blob_request *reqs, size_t n,
+                         unsigned max_parallel, const struct registry_blob_events *ev, struct berr *e)
+{
+        struct blob_fetch f = { .c = c, .reqs = reqs, .ev = ev, .n = n, .max = max_parallel ? max_parallel : 3 };
+        int r;
+
+        if (n == 0)
+                return 0;
+        f.bx = calloc(n, sizeof(*f.bx));
+        f.m = curl_multi_init();
+        if (!f.bx || !f.m) {
+                r = berr_set(e, ENOMEM, "blobs");
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+                f.bx[i].x = (struct xfer) { .c = c, .max = ERROR_BODY_MAX, .sink = reqs[i].sink,
+                                            .size = reqs[i].size, .serr = &f.bx[i].err, .ev = ev, .idx = i };
+        r = blob_fetch_run(&f, e);
+        if (r >= 0 && f.draining) {
+                r = f.r;
+                *e = f.err;
+        }
+out:
+        for (size_t i = 0; f.bx && i < n; i++) {
+                struct blob_xfer *b = &f.bx[i];
+                if (b->h) {
+                        if (b->state == BLOB_RUNNING)
+                                curl_multi_remove_handle(f.m, b->h);
+                        curl_easy_cleanup(b->h);
+                }
+                req_headers_done(&b->rh);
+                xfer_clear(&b->x);
+                free(b->url);
+        }
+        if (f.m)
+                curl_multi_cleanup(f.m);
+        free(f.bx);
+        return r;
+}
+
+int registry_fetch_blob(struct registry_client *c, const char *digest, int64_t size, const struct registry_sink *sink,
+                        struct berr *e)
+{
+        struct registry_blob_request q = { .digest = digest, .size = size, .sink = sink };
+        return registry_fetch_blobs(c, &q, 1, 1, NULL, e);
+}
+
 /* ---------- public ---------- */
+
+static int add_endpoint(struct registry_client *c, const char *url_base, bool plain_http, struct berr *e)
+{
+        struct endpoint *ep = &c->ep[c->n_ep];
+        size_t n = strlen(url_base);
+        while (n > 0 && url_base[n - 1] == '/')
+                n--;
+        if (asprintf(&ep->base, "%.*s/v2/%s", (int) n, url_base, c->ref.path) < 0) {
+                ep->base = NULL;
+                return berr_set(e, ENOMEM, "registry client");
+        }
+        ep->plain_http = plain_http;
+        c->n_ep++;
+        return 0;
+}
+
+static int add_endpoints(struct registry_client *c, struct berr *e)
+{
+        size_t n_mirrors = 0;
+        bool hub = strcmp(c->ref.domain, "docker.io") == 0;
+        for (char *const *m = c->o.mirrors; hub && m && *m; m++)
+                n_mirrors++;
+        c->ep = calloc(n_mirrors + 1, sizeof(*c->ep));
+        if (!c->ep)
+                return berr_set(e, ENOMEM, "registry client");
+        for (size_t i = 0; i < n_mirrors; i++) {
+                const char *m = c->o.mirrors[i];
+                bool http = strncasecmp(m, "http://", 7) == 0;
+                if (!http && strncasecmp(m, "https://", 8) != 0)
+                        return berr_setx(e, EINVAL, "mirror \"%s\": not an http:// or https:// URL", m);
+                int r = add_endpoint(c, m, http, e);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_free_ char *url = NULL;
+        bool plain = host_is_insecure(c->ref.domain, c->o.insecure);
+        if (asprintf(&url, "%s://%s", plain ? "http" : "https", image_ref_registry_host(&c->ref)) < 0)
+                return berr_set(e, ENOMEM, "registry client");
+        return add_endpoint(c, url, plain, e);
+}
+
+static int dup_opt(const char *s, char **ret, struct berr *e)
+{
+        if (!s)
+                return 0;
+        *ret = strdup(s);
+        return *ret ? 1 : berr_set(e, ENOMEM, "registry client");
+}
+
+static int setup_credentials(struct registry_client *c, struct berr *e)
+{
+        int r;
+        if (c->o.username || c->o.password) {
+                if ((r = dup_opt(c->o.username ? c->o.username : "", &c->creds.username, e)) < 0 ||
+                    (r = dup_opt(c->o.password ? c->o.password : "", &c->creds.password, e)) < 0)
+                        return r;
+                c->have_creds = true;
+        }
+        if ((r = dup_opt(c->o.identity_token, &c->identity_token, e)) < 0 ||
+            (r = dup_opt(c->o.registry_token, &c->registry_token, e)) < 0)
+                return r;
+        if (c->registry_token) {
+                for (size_t i = 0; i < c->n_ep; i++)
+                        if ((r = set_authorization(&c->ep[i], "Bearer", c->registry_token, e)) < 0)
+                                return r;
+        }
+        if (c->o.auth_config && !c->have_creds && !c->identity_token && !c->registry_token) {
+                r = registry_auth_lookup(c->o.auth_config, c->ref.domain, &c->creds, e);
+                if (r < 0)
+                        return r;
+                c->have_creds = r > 0;
+        }
+        return 0;
+}
 
 int registry_client_new(const struct image_ref *ref, const struct registry_options *o, struct registry_client **ret,
                         struct berr *e)
@@ -561,31 +994,31 @@ int registry_client_new(const struct image_ref *ref, const struct registry_optio
                 c->o.retries = 3;
         if (c->o.backoff_ms <= 0)
                 c->o.backoff_ms = 200;
-        c->plain_http = host_is_insecure(ref->domain, c->o.insecure);
-        const char *host = image_ref_registry_host(ref);
-        int r;
-        if (asprintf(&c->base, "%s://%s/v2/%s", c->plain_http ? "http" : "https", host, ref->path) < 0) {
-                c->base = NULL;
-                r = berr_set(e, ENOMEM, "registry client");
+        int r = add_endpoints(c, e);
+        if (r < 0)
                 goto fail;
-        }
         if (!(c->h = curl_easy_init())) {
                 r = berr_setx(e, EIO, "libcurl: cannot create a handle");
                 goto fail;
         }
-        if (c->o.auth_config) {
-                r = registry_auth_lookup(c->o.auth_config, ref->domain, &c->creds, e);
-                if (r < 0)
-                        goto fail;
-                c->have_creds = r > 0;
-                c->o.auth_config = NULL; /* not kept */
-        }
-        c->o.insecure = NULL;
+        r = setup_credentials(c, e);
+        if (r < 0)
+                goto fail;
+        /* not kept: they belong to the caller */
+        c->o.auth_config = c->o.username = c->o.password = c->o.identity_token = c->o.registry_token = NULL;
+        c->o.insecure = c->o.mirrors = NULL;
         *ret = c;
         return 0;
 fail:
         registry_client_free(c);
         return r;
+}
+
+static void free_secret(char *s)
+{
+        if (s)
+                explicit_bzero(s, strlen(s));
+        free(s);
 }
 
 void registry_client_free(struct registry_client *c)
@@ -595,28 +1028,38 @@ void registry_client_free(struct registry_client *c)
         if (c->h)
                 curl_easy_cleanup(c->h);
         registry_credentials_done(&c->creds);
-        if (c->authorization)
-                explicit_bzero(c->authorization, strlen(c->authorization));
-        free(c->authorization);
-        free(c->base);
+        free_secret(c->identity_token);
+        free_secret(c->registry_token);
+        for (size_t i = 0; i < c->n_ep; i++) {
+                free_secret(c->ep[i].authorization);
+                free(c->ep[i].base);
+        }
+        free(c->ep);
         free(c);
+}
+
+const char *registry_client_scheme(const struct registry_client *c)
+{
+        return c->ep[c->cur].plain_http ? "http" : "https";
 }
 
 static const char manifest_accept[] = MEDIA_OCI_INDEX ", " MEDIA_OCI_MANIFEST ", " MEDIA_DOCKER_LIST
                                       ", " MEDIA_DOCKER_MANIFEST;
 
-int registry_get_manifest(struct registry_client *c, const char *object, char **ret_body, size_t *ret_len,
-                          char **ret_content_type, char ret_digest[CONTENT_DIGEST_MAX], struct berr *e)
+/* One manifest GET on endpoint ep, checked. */
+static int get_manifest_from(struct registry_client *c, struct endpoint *ep, const char *object, char **ret_body,
+                             size_t *ret_len, char **ret_content_type, char ret_digest[CONTENT_DIGEST_MAX],
+                             struct berr *e)
 {
         _cleanup_free_ char *url = NULL;
         struct xfer x = { .c = c, .max = IMAGE_MANIFEST_MAX };
         char digest[CONTENT_DIGEST_MAX];
         int r;
 
-        if (asprintf(&url, "%s/manifests/%s", c->base, object) < 0)
+        if (asprintf(&url, "%s/manifests/%s", ep->base, object) < 0)
                 return berr_set(e, ENOMEM, "manifest");
         x.url = url;
-        r = request(c, &x, manifest_accept, e);
+        r = request(c, ep, &x, manifest_accept, e);
         if (r < 0)
                 goto out;
         if (x.truncated) {
@@ -646,19 +1089,17 @@ out:
         return r;
 }
 
-int registry_fetch_blob(struct registry_client *c, const char *digest, int64_t size, const struct registry_sink *sink,
-                        struct berr *e)
+int registry_get_manifest(struct registry_client *c, const char *object, char **ret_body, size_t *ret_len,
+                          char **ret_content_type, char ret_digest[CONTENT_DIGEST_MAX], struct berr *e)
 {
-        _cleanup_free_ char *url = NULL;
-        struct xfer x = { .c = c, .max = ERROR_BODY_MAX, .sink = sink, .size = size, .serr = e };
-        int r;
-
-        if (size >= 0 && sink->offset(sink->ud) == (uint64_t) size)
-                return 0; /* an earlier, interrupted download had it all */
-        if (asprintf(&url, "%s/blobs/%s", c->base, digest) < 0)
-                return berr_set(e, ENOMEM, "blob");
-        x.url = url;
-        r = request(c, &x, NULL, e);
-        xfer_clear(&x);
-        return r;
+        for (;;) {
+                int r = get_manifest_from(c, &c->ep[c->cur], object, ret_body, ret_len, ret_content_type, ret_digest,
+                                          e);
+                if (r >= 0 || r == -ENOMEM || c->cur + 1 >= c->n_ep)
+                        return r;
+                /* a mirror failed: as Docker does, go on to the next endpoint */
+                log_debug("%s; trying the next endpoint", e->msg);
+                berr_clear(e);
+                c->cur++;
+        }
 }

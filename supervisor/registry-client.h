@@ -10,12 +10,24 @@
  * Bearer token flow (GET realm?service=&scope=repository:<path>:pull, with
  * those credentials when there are any, then the request again).
  *
+ * Credentials can also be given inline (Docker's X-Registry-Auth): a user
+ * and password, an identity token (an OAuth2 refresh token, exchanged at
+ * the realm with a POST as Docker does) or a registry token (a Bearer
+ * token sent as is); then config.json is not read.
+ *
+ * Mirrors (Docker's registry-mirrors) serve docker.io references: they are
+ * tried in order before docker.io itself, a request that fails on one
+ * going on to the next; once a mirror failed, it is not asked again.
+ *
  * Connection errors, 429 and 5xx are retried with exponential backoff; a
  * blob download that breaks resumes where its sink stopped (Range), and
- * starts over when the registry ignores the range. Errors name the URL and
- * the HTTP status, with the registry's own error code and message. */
+ * starts over when the registry ignores the range. Blobs are downloaded
+ * several at once (curl multi), sharing the client's connections and its
+ * authorization. Errors name the URL and the HTTP status, with the
+ * registry's own error code and message. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +37,11 @@
 
 struct registry_options {
         const char *auth_config;        /* config.json with "auths"; NULL: none */
+        /* inline credentials, used instead of auth_config when any is set */
+        const char *username, *password;
+        const char *identity_token;     /* OAuth2 refresh token for the Bearer flow */
+        const char *registry_token;     /* a Bearer token, sent as is */
+        char *const *mirrors;           /* NULL-terminated "http[s]://host[:port]"; for docker.io only */
         char *const *insecure;          /* NULL-terminated, may be NULL */
         long connect_timeout_ms;        /* 0: 30 s */
         long stall_timeout_s;           /* a transfer slower than 1 KB/s for this long fails; 0: 60 */
@@ -62,6 +79,37 @@ struct registry_sink {
  * digest (content_writer does); this checks the length. */
 int registry_fetch_blob(struct registry_client *c, const char *digest, int64_t size, const struct registry_sink *sink,
                         struct berr *e);
+
+struct registry_blob_request {
+        const char *digest;
+        int64_t size;
+        const struct registry_sink *sink;
+};
+
+/* What registry_fetch_blobs tells its caller about blob i (the index in
+ * the request array). All calls come from the calling thread. */
+struct registry_blob_events {
+        /* A transfer started (first call, current = the resume offset) or
+         * bytes arrived (at most about every 100 ms). May be NULL. */
+        void (*progress)(void *ud, size_t i, uint64_t current, uint64_t total);
+        /* r == 0: the sink holds all the bytes; the callback verifies and
+         * returns 0, or < 0 with e set to stop everything (that error is
+         * returned). r < 0: the transfer failed for the reason in e (the
+         * whole fetch then stops with it); the return value is ignored. */
+        int (*done)(void *ud, size_t i, int r, struct berr *e);
+        /* Asked at least every 100 ms: true stops everything (-ECANCELED).
+         * May be NULL. */
+        bool (*cancelled)(void *ud);
+        void *ud;
+};
+
+/* Downloads the blobs, up to max_parallel at once (0: 3), starting them in
+ * array order. Returns 0 when every done callback returned 0. After the
+ * first failure no other transfer starts, those running are let finish
+ * (their done callbacks are called), and that first error is returned. A
+ * cancel stops all at once (sinks keep what they got, to be resumed). */
+int registry_fetch_blobs(struct registry_client *c, const struct registry_blob_request *reqs, size_t n,
+                         unsigned max_parallel, const struct registry_blob_events *ev, struct berr *e);
 
 /* Optional: releases libcurl's global state at program exit. */
 void registry_global_cleanup(void);

@@ -1,5 +1,7 @@
-/* The overlay snapshotter (see snapshot-overlay.h). Each operation takes
- * the lock, loads snapshots.json, changes it and writes it back. */
+/* The snapshotter (see snapshot-overlay.h). Each operation takes the lock,
+ * loads snapshots.json, changes it and writes it back. The two modes share
+ * all of that; they differ only in how a new snapshot's fs is filled and
+ * how a snapshot is mounted (struct backend). */
 #include "snapshot-overlay.h"
 
 #include <dirent.h>
@@ -9,26 +11,75 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <search.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "fs-util.h"
 #include "json-util.h"
+#include "log.h"
 #include "time-util.h"
 
 /* the kernel copies at most a page of mount options */
 #define MOUNT_OPTIONS_MAX 4095
 #define META_MAX (64u << 20)
 
+struct meta;
+struct snapshot_overlay;
+
+/* What differs between the modes. */
+struct backend {
+        enum snapshot_mode mode;
+        bool workdir;           /* <id>/work is made */
+        /* fills fs, a new empty directory, from the committed parent's;
+         * NULL: a new snapshot starts empty */
+        int (*fill)(struct snapshot_overlay *sn, const struct snapshot_info *parent, const char *fs, struct berr *e);
+        int (*mounts)(struct snapshot_overlay *sn, struct meta *m, const struct snapshot_info *self,
+                      struct snapshot_mount *ret, struct berr *e);
+};
+
+static const struct backend overlay_backend, copy_backend;
+
 struct snapshot_overlay {
         char *root;
         char *snapshots;        /* <root>/snapshots */
         char *meta;             /* <root>/meta/snapshots.json */
         char *lock;             /* <root>/meta/snapshots.lock */
+        enum snapshot_mode mode; /* AUTO only while opening */
+        const struct backend *be;
 };
+
+static const char *const mode_names[] = {
+        [SNAPSHOT_MODE_AUTO] = "auto",
+        [SNAPSHOT_MODE_OVERLAY] = "overlay",
+        [SNAPSHOT_MODE_COPY] = "copy",
+};
+
+const char *snapshot_mode_string(enum snapshot_mode m)
+{
+        return (size_t) m < ARRAY_SIZE(mode_names) ? mode_names[m] : "unknown";
+}
+
+int snapshot_mode_parse(const char *s, enum snapshot_mode *ret)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(mode_names); i++)
+                if (strcmp(s, mode_names[i]) == 0) {
+                        *ret = (enum snapshot_mode) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+enum snapshot_mode snapshot_overlay_mode(const struct snapshot_overlay *sn)
+{
+        return sn->mode;
+}
 
 static const char *const kind_names[] = {
         [SNAPSHOT_ACTIVE] = "active",
@@ -51,8 +102,14 @@ static int kind_parse(const char *s, enum snapshot_kind *ret)
         return -EINVAL;
 }
 
-int snapshot_overlay_open(const char *root, struct snapshot_overlay **ret, struct berr *e)
+static int choose_mode(struct snapshot_overlay *sn, enum snapshot_mode want, struct berr *e);
+
+int snapshot_overlay_open_ex(const char *root, enum snapshot_mode mode, struct snapshot_overlay **ret,
+                             struct berr *e)
 {
+        const char *env = mode == SNAPSHOT_MODE_AUTO ? getenv("BERTH_SNAPSHOTTER") : NULL;
+        if (env && *env && snapshot_mode_parse(env, &mode) < 0)
+                return berr_setx(e, EINVAL, "BERTH_SNAPSHOTTER=\"%s\": not overlay, copy or auto", env);
         struct snapshot_overlay *sn = calloc(1, sizeof(*sn));
         if (!sn)
                 return berr_set(e, ENOMEM, "snapshotter");
@@ -71,8 +128,19 @@ int snapshot_overlay_open(const char *root, struct snapshot_overlay **ret, struc
                 snapshot_overlay_free(sn);
                 return r;
         }
+        r = choose_mode(sn, mode, e);
+        if (r < 0) {
+                snapshot_overlay_free(sn);
+                return r;
+        }
+        log_debug("snapshotter \"%s\": %s mode", root, snapshot_mode_string(sn->mode));
         *ret = sn;
         return 0;
+}
+
+int snapshot_overlay_open(const char *root, struct snapshot_overlay **ret, struct berr *e)
+{
+        return snapshot_overlay_open_ex(root, SNAPSHOT_MODE_AUTO, ret, e);
 }
 
 void snapshot_overlay_free(struct snapshot_overlay *sn)
@@ -152,13 +220,133 @@ static int meta_load(struct snapshot_overlay *sn, struct meta *m, struct berr *e
                 meta_done(m);
                 return berr_setx(e, EINVAL, "\"%s\": not snapshot metadata", sn->meta);
         }
-        return 0;
+        if (sn->mode == SNAPSHOT_MODE_AUTO)
+                return 0; /* opening: choose_mode looks */
+        /* another process may have made a new root since we opened it */
+        const char *rec = json_string_value(json_object_get(m->doc, "mode"));
+        int r = 0;
+        if (!rec)
+                r = json_object_set_new(m->doc, "mode", json_string(snapshot_mode_string(sn->mode))) < 0
+                            ? berr_set(e, ENOMEM, "snapshot metadata")
+                            : 0;
+        else if (strcmp(rec, snapshot_mode_string(sn->mode)) != 0)
+                r = berr_setx(e, EINVAL, "snapshots in \"%s\" were made by the %s snapshotter, not the %s snapshotter",
+                              sn->snapshots, rec, snapshot_mode_string(sn->mode));
+        if (r < 0)
+                meta_done(m);
+        return r;
 }
 
 static int meta_save(struct snapshot_overlay *sn, struct meta *m, struct berr *e)
 {
         int r = json_write_atomic(sn->meta, m->doc, JSON_INDENT(2) | JSON_SORT_KEYS, 0600);
         return r < 0 ? berr_set(e, r, "writing \"%s\"", sn->meta) : 0;
+}
+
+/* ---------- the mode ---------- */
+
+/* 1 when overlayfs works in the snapshots directory as layers need it: a
+ * mount whose upper dir holds a whiteout (0:0 device) and an opaque
+ * directory (trusted.overlay.opaque), both hiding what the lower dir has.
+ * 0 otherwise (no overlayfs, no privilege, an upper dir on overlayfs, a
+ * user namespace without trusted.* xattrs). */
+static int probe_overlay(struct snapshot_overlay *sn)
+{
+        _cleanup_free_ char *tmp = NULL, *opts = NULL;
+        if (asprintf(&tmp, "%s/.probe-XXXXXX", sn->snapshots) < 0)
+                return -ENOMEM;
+        if (!mkdtemp(tmp))
+                return -errno;
+        _cleanup_close_ int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char merged[PATH_MAX];
+        const char *step = "setup";
+        int works = 0;
+        if (fd < 0 || mkdirat(fd, "l", 0755) < 0 || mkdirat(fd, "u", 0755) < 0 || mkdirat(fd, "w", 0700) < 0 ||
+            mkdirat(fd, "m", 0755) < 0 || mkdirat(fd, "l/opq", 0755) < 0 || mkdirat(fd, "u/opq", 0755) < 0)
+                goto out;
+        int x = openat(fd, "l/opq/x", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (x < 0)
+                goto out;
+        close(x);
+        x = openat(fd, "l/wh", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (x < 0)
+                goto out;
+        close(x);
+        step = "whiteout";
+        if (mknodat(fd, "u/wh", S_IFCHR | 0, makedev(0, 0)) < 0)
+                goto out;
+        step = "opaque xattr";
+        _cleanup_free_ char *opq = NULL;
+        if (asprintf(&opq, "%s/u/opq", tmp) < 0 || setxattr(opq, "trusted.overlay.opaque", "y", 1, 0) < 0)
+                goto out;
+        step = "mount";
+        snprintf(merged, sizeof(merged), "%s/m", tmp);
+        if (asprintf(&opts, "lowerdir=%s/l,upperdir=%s/u,workdir=%s/w", tmp, tmp, tmp) < 0 ||
+            mount("overlay", merged, "overlay", 0, opts) < 0)
+                goto out;
+        struct stat st;
+        step = "whiteouts";
+        errno = 0;
+        works = fstatat(fd, "m/wh", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
+                fstatat(fd, "m/opq/x", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+        if (umount2(merged, 0) < 0 && umount2(merged, MNT_DETACH) < 0)
+                log_warn("unmounting the overlay probe \"%s\" (ignored): %s", merged, strerror(errno));
+out:
+        if (!works)
+                log_debug("overlay probe in \"%s\": %s failed (%s): copy mode", sn->snapshots, step,
+                          errno ? strerror(errno) : "hidden files visible");
+        int k = fs_rm_rf(tmp);
+        if (k < 0)
+                log_warn("removing \"%s\" (ignored): %s", tmp, strerror(-k));
+        return works;
+}
+
+/* The mode: the one recorded in snapshots.json (or overlay for metadata
+ * with snapshots written before there were modes), else want, else the
+ * probe's answer; recorded when it was not. */
+static int choose_mode(struct snapshot_overlay *sn, enum snapshot_mode want, struct berr *e)
+{
+        struct meta m;
+        int r = meta_load(sn, &m, e);
+        if (r < 0)
+                return r;
+        const char *rec = json_string_value(json_object_get(m.doc, "mode"));
+        enum snapshot_mode have = SNAPSHOT_MODE_AUTO;
+        if (rec && (snapshot_mode_parse(rec, &have) < 0 || have == SNAPSHOT_MODE_AUTO)) {
+                r = berr_setx(e, EINVAL, "\"%s\": unknown snapshotter mode \"%s\"", sn->meta, rec);
+                goto out;
+        }
+        if (!rec && json_object_size(m.snaps) > 0)
+                have = SNAPSHOT_MODE_OVERLAY;
+        if (have != SNAPSHOT_MODE_AUTO && want != SNAPSHOT_MODE_AUTO && want != have) {
+                r = berr_setx(e, EINVAL,
+                              "snapshots in \"%s\" were made by the %s snapshotter, they cannot be opened by the %s "
+                              "snapshotter",
+                              sn->snapshots, snapshot_mode_string(have), snapshot_mode_string(want));
+                goto out;
+        }
+        if (have == SNAPSHOT_MODE_AUTO)
+                have = want;
+        if (have == SNAPSHOT_MODE_AUTO) {
+                r = probe_overlay(sn);
+                if (r < 0) {
+                        berr_set(e, r, "probing overlayfs in \"%s\"", sn->snapshots);
+                        goto out;
+                }
+                have = r ? SNAPSHOT_MODE_OVERLAY : SNAPSHOT_MODE_COPY;
+        }
+        sn->mode = have;
+        sn->be = have == SNAPSHOT_MODE_COPY ? &copy_backend : &overlay_backend;
+        r = 0;
+        if (!rec) {
+                if (json_object_set_new(m.doc, "mode", json_string(snapshot_mode_string(have))) < 0)
+                        r = berr_set(e, ENOMEM, "snapshot metadata");
+                else
+                        r = meta_save(sn, &m, e);
+        }
+out:
+        meta_done(&m);
+        return r;
 }
 
 static int entry_info(const char *key, json_t *o, struct snapshot_info *ret, struct berr *e)
@@ -214,20 +402,18 @@ static int mount_set(struct snapshot_mount *m, const char *type, const char *sou
         return 0;
 }
 
-static int meta_mounts(struct snapshot_overlay *sn, struct meta *m, const char *key, struct snapshot_mount *ret,
-                       struct berr *e)
+static int overlay_mounts(struct snapshot_overlay *sn, struct meta *m, const struct snapshot_info *selfp,
+                          struct snapshot_mount *ret, struct berr *e)
 {
-        struct snapshot_info self = { 0 };
-        int r = meta_get(m, key, &self, e);
-        if (r < 0)
-                return r;
+        const struct snapshot_info self = *selfp;
+        const char *key = self.key;
         _cleanup_free_ char *fs = id_dir(sn, self.id, "fs"), *work = id_dir(sn, self.id, "work");
         /* lowerdir: the nearest parent first */
         char *lower = strdup("");
         size_t n_lower = 0;
         _cleanup_free_ char *first_lower = NULL;
         char *parent = self.parent ? strdup(self.parent) : NULL;
-        r = (!fs || !work || !lower || (self.parent && !parent)) ? berr_set(e, ENOMEM, "mount") : 0;
+        int r = (!fs || !work || !lower || (self.parent && !parent)) ? berr_set(e, ENOMEM, "mount") : 0;
         while (r >= 0 && parent) {
                 struct snapshot_info p = { 0 };
                 r = meta_get(m, parent, &p, e);
@@ -268,9 +454,311 @@ static int meta_mounts(struct snapshot_overlay *sn, struct meta *m, const char *
                         r = mount_set(ret, "overlay", "overlay", opts, e);
         }
         free(lower);
+        return r;
+}
+
+static int meta_mounts(struct snapshot_overlay *sn, struct meta *m, const char *key, struct snapshot_mount *ret,
+                       struct berr *e)
+{
+        struct snapshot_info self = { 0 };
+        int r = meta_get(m, key, &self, e);
+        if (r < 0)
+                return r;
+        r = sn->be->mounts(sn, m, &self, ret, e);
         snapshot_info_done(&self);
         return r;
 }
+
+static const struct backend overlay_backend = {
+        .mode = SNAPSHOT_MODE_OVERLAY,
+        .workdir = true,
+        .mounts = overlay_mounts,
+};
+
+/* ---------- copy mode ---------- */
+
+struct copier {
+        int dst_root;
+        dev_t dev;              /* the source's filesystem: mounts inside are not copied */
+        bool owners;            /* chown (only root can give files away) */
+        void *links;            /* tsearch tree of struct seen_link: inodes with more than one link */
+        const char *src_top;    /* for messages */
+        char path[PATH_MAX];    /* of the entry being copied, relative to both tops */
+        struct berr *e;
+};
+
+struct seen_link {
+        dev_t dev;
+        ino_t ino;
+        char path[];            /* its copy, relative to dst_root */
+};
+
+static int link_cmp(const void *a, const void *b)
+{
+        const struct seen_link *x = a, *y = b;
+        if (x->dev != y->dev)
+                return x->dev < y->dev ? -1 : 1;
+        return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int copy_fail(struct copier *cp, int err, const char *what)
+{
+        return berr_set(cp->e, err, "copying \"%s/%s\": %s", cp->src_top, cp->path, what);
+}
+
+/* The xattrs of (fd or dirfd/name), trusted.overlay.* left out: they would
+ * steer an overlay mount, and copies are never overlay layers. */
+static int copy_xattrs(struct copier *cp, int sfd, int sdir, int dfd, int ddir, const char *name)
+{
+        char sp[64 + NAME_MAX], dp[64 + NAME_MAX];
+        if (sfd < 0) {
+                snprintf(sp, sizeof(sp), "/proc/self/fd/%d/%s", sdir, name);
+                snprintf(dp, sizeof(dp), "/proc/self/fd/%d/%s", ddir, name);
+        }
+        ssize_t n = sfd >= 0 ? flistxattr(sfd, NULL, 0) : llistxattr(sp, NULL, 0);
+        if (n < 0 && (errno == ENOTSUP || errno == ENODATA))
+                return 0;
+        if (n < 0)
+                return copy_fail(cp, errno, "listing xattrs");
+        if (n == 0)
+                return 0;
+        _cleanup_free_ char *names = malloc((size_t) n);
+        _cleanup_free_ char *val = NULL;
+        if (!names)
+                return copy_fail(cp, ENOMEM, "xattrs");
+        n = sfd >= 0 ? flistxattr(sfd, names, (size_t) n) : llistxattr(sp, names, (size_t) n);
+        if (n < 0)
+                return copy_fail(cp, errno, "listing xattrs");
+        for (const char *k = names; k < names + n; k += strlen(k) + 1) {
+                if (strncmp(k, "trusted.overlay.", 16) == 0)
+                        continue;
+                ssize_t len = sfd >= 0 ? fgetxattr(sfd, k, NULL, 0) : lgetxattr(sp, k, NULL, 0);
+                if (len < 0 && errno == ENODATA)
+                        continue;
+                if (len < 0)
+                        return copy_fail(cp, errno, k);
+                free(val);
+                val = malloc(len ? (size_t) len : 1);
+                if (!val)
+                        return copy_fail(cp, ENOMEM, k);
+                len = sfd >= 0 ? fgetxattr(sfd, k, val, (size_t) len) : lgetxattr(sp, k, val, (size_t) len);
+                if (len < 0)
+                        return copy_fail(cp, errno, k);
+                int r = dfd >= 0 ? fsetxattr(dfd, k, val, (size_t) len, 0) : lsetxattr(dp, k, val, (size_t) len, 0);
+                if (r < 0 && (errno == ENOTSUP || (errno == EPERM && dfd < 0 && strncmp(k, "user.", 5) == 0))) {
+                        log_warn("copying \"%s/%s\": xattr %s not kept (ignored): %s", cp->src_top, cp->path, k,
+                                 strerror(errno));
+                        continue;
+                }
+                if (r < 0)
+                        return copy_fail(cp, errno, k);
+        }
+        return 0;
+}
+
+/* Owner, xattrs, mode, times of a copy: on fds, or by name in the
+ * directories for what is not opened (symlinks, devices, FIFOs). The owner
+ * first: chown clears set-id bits and file capabilities. */
+static int copy_meta(struct copier *cp, const struct stat *st, int sfd, int sdir, int dfd, int ddir, const char *name)
+{
+        if (cp->owners && (dfd >= 0 ? fchown(dfd, st->st_uid, st->st_gid)
+                                    : fchownat(ddir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW)) < 0)
+                return copy_fail(cp, errno, "chown");
+        int r = copy_xattrs(cp, sfd, sdir, dfd, ddir, name);
+        if (r < 0)
+                return r;
+        if (!S_ISLNK(st->st_mode) &&
+            (dfd >= 0 ? fchmod(dfd, st->st_mode & 07777) : fchmodat(ddir, name, st->st_mode & 07777, 0)) < 0)
+                return copy_fail(cp, errno, "chmod");
+        const struct timespec t[2] = { st->st_atim, st->st_mtim };
+        if ((dfd >= 0 ? futimens(dfd, t) : utimensat(ddir, name, t, AT_SYMLINK_NOFOLLOW)) < 0)
+                return copy_fail(cp, errno, "times");
+        return 0;
+}
+
+static int copy_data(int in, int out)
+{
+        bool plain = false;
+        for (;;) {
+                ssize_t n;
+                if (!plain) {
+                        n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
+                        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+                                plain = true;
+                                continue;
+                        }
+                } else {
+                        char buf[64 * 1024];
+                        n = read(in, buf, sizeof(buf));
+                        if (n > 0) {
+                                int r = fs_write_all(out, buf, (size_t) n);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return 0;
+        }
+}
+
+/* A hardlink to the copy of an inode already copied: 1 when made, 0 when
+ * the inode is new (then it is remembered under the current path). */
+static int copy_link(struct copier *cp, const struct stat *st, int ddir, const char *name)
+{
+        if (st->st_nlink < 2)
+                return 0;
+        struct seen_link key = { .dev = st->st_dev, .ino = st->st_ino };
+        struct seen_link **found = tfind(&key, &cp->links, link_cmp);
+        if (found) {
+                if (linkat(cp->dst_root, (*found)->path, ddir, name, 0) < 0)
+                        return copy_fail(cp, errno, "hardlink");
+                return 1;
+        }
+        size_t len = strlen(cp->path) + 1;
+        struct seen_link *l = malloc(sizeof(*l) + len);
+        if (!l)
+                return copy_fail(cp, ENOMEM, "hardlinks");
+        *l = key;
+        memcpy(l->path, cp->path, len);
+        struct seen_link **added = tsearch(l, &cp->links, link_cmp);
+        if (!added || *added != l) {
+                free(l);
+                return copy_fail(cp, ENOMEM, "hardlinks");
+        }
+        return 0;
+}
+
+static int copy_dir(struct copier *cp, int sfd, int dfd);
+
+static int copy_entry(struct copier *cp, int sdir, int ddir, const char *name)
+{
+        struct stat st;
+        if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return copy_fail(cp, errno, "stat");
+        if (st.st_dev != cp->dev) {
+                log_debug("copying \"%s/%s\": a mount point, not copied", cp->src_top, cp->path);
+                return 0;
+        }
+        if (S_ISSOCK(st.st_mode)) {
+                log_debug("copying \"%s/%s\": a socket, not copied", cp->src_top, cp->path);
+                return 0;
+        }
+        if (S_ISDIR(st.st_mode)) {
+                if (mkdirat(ddir, name, 0700) < 0)
+                        return copy_fail(cp, errno, "mkdir");
+                _cleanup_close_ int s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                _cleanup_close_ int d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (s < 0 || d < 0)
+                        return copy_fail(cp, errno, "open");
+                int r = copy_dir(cp, s, d);
+                /* mode and times after the children: they change the mtime,
+                 * and a read-only directory would refuse them */
+                return r < 0 ? r : copy_meta(cp, &st, s, -1, d, -1, NULL);
+        }
+        int r = copy_link(cp, &st, ddir, name);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (S_ISREG(st.st_mode)) {
+                _cleanup_close_ int s = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+                if (s < 0)
+                        return copy_fail(cp, errno, "open");
+                _cleanup_close_ int d = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (d < 0)
+                        return copy_fail(cp, errno, "create");
+                r = copy_data(s, d);
+                if (r < 0)
+                        return copy_fail(cp, -r, "data");
+                return copy_meta(cp, &st, s, -1, d, -1, NULL);
+        }
+        if (S_ISLNK(st.st_mode)) {
+                size_t cap = (size_t) st.st_size + 1;
+                _cleanup_free_ char *target = malloc(cap > PATH_MAX ? cap : PATH_MAX);
+                if (!target)
+                        return copy_fail(cp, ENOMEM, "readlink");
+                ssize_t n = readlinkat(sdir, name, target, cap > PATH_MAX ? cap : PATH_MAX);
+                if (n < 0)
+                        return copy_fail(cp, errno, "readlink");
+                if ((size_t) n >= (cap > PATH_MAX ? cap : PATH_MAX))
+                        return copy_fail(cp, ENAMETOOLONG, "readlink");
+                target[n] = '\0';
+                if (symlinkat(target, ddir, name) < 0)
+                        return copy_fail(cp, errno, "symlink");
+        } else if (mknodat(ddir, name, st.st_mode & S_IFMT, st.st_rdev) < 0) {
+                /* devices and FIFOs, never opened */
+                return copy_fail(cp, errno, "mknod");
+        }
+        return copy_meta(cp, &st, -1, sdir, -1, ddir, name);
+}
+
+static int copy_dir(struct copier *cp, int sfd, int dfd)
+{
+        int fd = dup(sfd);
+        if (fd < 0)
+                return copy_fail(cp, errno, "dup");
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return copy_fail(cp, errno, "opendir");
+        }
+        size_t base = strlen(cp->path);
+        struct dirent *de;
+        int r = 0;
+        while (r >= 0 && (errno = 0, de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                int n = snprintf(cp->path + base, sizeof(cp->path) - base, "%s%s", base ? "/" : "", de->d_name);
+                if (n < 0 || (size_t) n >= sizeof(cp->path) - base)
+                        r = copy_fail(cp, ENAMETOOLONG, "path");
+                else
+                        r = copy_entry(cp, dirfd(d), dfd, de->d_name);
+                cp->path[base] = '\0';
+        }
+        if (r >= 0 && errno != 0)
+                r = copy_fail(cp, errno, "readdir");
+        closedir(d);
+        return r;
+}
+
+/* fs (new, empty) becomes a copy of the parent's fs. */
+static int copy_fill(struct snapshot_overlay *sn, const struct snapshot_info *parent, const char *fs, struct berr *e)
+{
+        _cleanup_free_ char *src = id_dir(sn, parent->id, "fs");
+        if (!src)
+                return berr_set(e, ENOMEM, "snapshot");
+        _cleanup_close_ int sfd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int dfd = open(fs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (sfd < 0 || fstat(sfd, &st) < 0)
+                return berr_set(e, errno, "snapshot \"%s\": \"%s\"", parent->key, src);
+        if (dfd < 0)
+                return berr_set(e, errno, "\"%s\"", fs);
+        struct copier cp = { .dst_root = dfd, .dev = st.st_dev, .owners = geteuid() == 0, .src_top = src, .e = e };
+        int r = copy_dir(&cp, sfd, dfd);
+        if (r >= 0)
+                r = copy_meta(&cp, &st, sfd, -1, dfd, -1, NULL);
+        tdestroy(cp.links, free);
+        return r;
+}
+
+static int copy_mounts(struct snapshot_overlay *sn, struct meta *m, const struct snapshot_info *self,
+                       struct snapshot_mount *ret, struct berr *e)
+{
+        (void) m;
+        _cleanup_free_ char *fs = id_dir(sn, self->id, "fs");
+        if (!fs)
+                return berr_set(e, ENOMEM, "mount");
+        return mount_set(ret, "bind", fs, self->kind == SNAPSHOT_VIEW ? "rbind,ro" : "rbind,rw", e);
+}
+
+static const struct backend copy_backend = {
+        .mode = SNAPSHOT_MODE_COPY,
+        .fill = copy_fill,
+        .mounts = copy_mounts,
+};
 
 /* ---------- operations ---------- */
 
@@ -278,6 +766,7 @@ static int create(struct snapshot_overlay *sn, const char *key, const char *pare
                   struct snapshot_mount *ret_mount, struct berr *e)
 {
         struct meta m;
+        struct snapshot_info p = { 0 };
         _cleanup_free_ char *dir = NULL, *fs = NULL, *work = NULL;
         int r = meta_load(sn, &m, e);
         if (r < 0)
@@ -291,15 +780,12 @@ static int create(struct snapshot_overlay *sn, const char *key, const char *pare
                 goto out;
         }
         if (parent) {
-                struct snapshot_info p = { 0 };
                 r = meta_get(&m, parent, &p, e);
                 if (r < 0) {
                         berr_prefix(e, "parent");
                         goto out;
                 }
-                bool committed = p.kind == SNAPSHOT_COMMITTED;
-                snapshot_info_done(&p);
-                if (!committed) {
+                if (p.kind != SNAPSHOT_COMMITTED) {
                         r = berr_setx(e, EINVAL, "parent snapshot \"%s\" is not committed", parent);
                         goto out;
                 }
@@ -315,10 +801,17 @@ static int create(struct snapshot_overlay *sn, const char *key, const char *pare
         }
         /* a directory left by a crash between mkdir and the metadata write */
         (void) fs_rm_rf(dir);
-        if (mkdir(dir, 0700) < 0 || mkdir(fs, 0755) < 0 || mkdir(work, 0700) < 0) {
+        if (mkdir(dir, 0700) < 0 || mkdir(fs, 0755) < 0 || (sn->be->workdir && mkdir(work, 0700) < 0)) {
                 r = berr_set(e, errno, "creating \"%s\"", dir);
                 (void) fs_rm_rf(dir);
                 goto out;
+        }
+        if (parent && sn->be->fill) {
+                r = sn->be->fill(sn, &p, fs, e);
+                if (r < 0) {
+                        (void) fs_rm_rf(dir);
+                        goto out;
+                }
         }
         json_t *o = json_pack("{s:I,s:s,s:s}", "id", id, "kind", snapshot_kind_string(kind), "created", created);
         if (!o || (parent && json_object_set_new(o, "parent", json_string(parent)) < 0) ||
@@ -336,6 +829,7 @@ static int create(struct snapshot_overlay *sn, const char *key, const char *pare
         if (ret_mount)
                 r = meta_mounts(sn, &m, key, ret_mount, e);
 out:
+        snapshot_info_done(&p);
         meta_done(&m);
         return r;
 }

@@ -63,6 +63,9 @@ pytest_suite shim tests/shim
 # the supervisor's registry client and content store against a real registry
 pytest_suite supervisor tests/supervisor
 
+# berth-engine: the docker CLI and docker-py against the whole stack
+pytest_suite engine tests/engine
+
 # ocirun under the real peers: containerd, dockerd, podman
 pytest_suite dropin tests/dropin
 
@@ -71,7 +74,8 @@ VG_BUILD=${BUILD}-valgrind
 if [ ! -f "$VG_BUILD/build.ninja" ]; then
     meson setup "$VG_BUILD" -Dwerror=true -Dsanitize=false -Dstatic_shim=false -Dtests=false >/dev/null || exit 1
 fi
-ninja -C "$VG_BUILD" shim/berth-shim shim/berth-shimctl ocirun/ocirun >/dev/null || exit 1
+ninja -C "$VG_BUILD" shim/berth-shim shim/berth-shimctl ocirun/ocirun supervisor/berth-supervisor \
+    supervisor/berth-fetch engine/berth-engine >/dev/null || exit 1
 export VALGRIND_BUILD="$PWD/$VG_BUILD"
 pytest_suite valgrind tests/valgrind
 p_skip=$p_skip_total

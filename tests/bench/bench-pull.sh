@@ -6,8 +6,9 @@
 # (a free port, temp storage). Then, RUNS times each, interleaved, every run
 # into a fresh root:
 #
-#   berth-fetch --root R --insecure-registry 127.0.0.1:PORT unpack REF
-#       (pull + verify + unpack into overlay snapshots)
+#   berth-fetch --root R --insecure-registry 127.0.0.1:PORT --parallel 3 unpack REF
+#       (pull + verify + unpack into overlay snapshots, layers applied
+#       while later ones download)
 #   docker pull REF through a private dockerd (overlay2, its own data-root,
 #       started fresh for every run and stopped after it)
 #   skopeo copy docker://REF dir:D (download + verify only: the floor)
@@ -16,8 +17,9 @@
 #   RUNS=5 BUILD=build-ci tests/bench/bench-pull.sh
 #
 # Environment: BUILD (default <repo>/build; supervisor/berth-fetch), RUNS
-# (default 3), LAYERS (default 5), UNPACKED_MB (default 100), DOCKER=0 to
-# leave dockerd out.
+# (default 3), LAYERS (default 5), UNPACKED_MB (default 100), PARALLEL
+# (berth-fetch's blobs at once, default 3 as dockerd's
+# max-concurrent-downloads), DOCKER=0 to leave dockerd out.
 #
 # Per tool: mean wall time (and each run's), MB/s (compressed bytes / mean
 # time) and CPU seconds: berth-fetch and skopeo: user+sys of the process
@@ -34,18 +36,16 @@
 # not there) are removed at exit.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BUILD=$(cd "${BUILD:-$repo/build}" && pwd)
 FETCH=$BUILD/supervisor/berth-fetch
+PARALLEL=${PARALLEL:-3}
 RUNS=${RUNS:-3}
 LAYERS=${LAYERS:-5}
 UNPACKED_MB=${UNPACKED_MB:-100}
 REGISTRY_BIN=/usr/bin/docker-registry
-DOCKER_CLI=/usr/bin/docker # Debian's client, matching its dockerd
 TIME=/usr/bin/time
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
 
 die() { echo "bench-pull: $*" >&2; exit 1; }
 [ -x "$FETCH" ] || die "$FETCH not built"
@@ -65,32 +65,11 @@ fi
 # on disk, like /var/lib/docker and /var/lib/berth
 tmp=$(mktemp -d /var/tmp/bench-pull.XXXXXX)
 reg_pid=""
-dk=""
-dk_pid=""
-host_dirs=(/run/containerd/s /run/containerd/fifo /run/containerd /run/docker/plugins /run/docker /etc/docker)
 created_dirs=()
-for d in "${host_dirs[@]}"; do [ -e "$d" ] || created_dirs+=("$d"); done
+for d in "${bench_dockerd_host_dirs[@]}"; do [ -e "$d" ] || created_dirs+=("$d"); done
 
-docker_cli() { DOCKER_CONFIG=$dk/cli "$DOCKER_CLI" -H "unix://$dk/docker.sock" "$@"; }
-
-# stop_dockerd: dockerd, its containerd, their mounts, the data
-stop_dockerd() {
-    [ -n "$dk" ] || return 0
-    if [ -n "$dk_pid" ]; then
-        kill "$dk_pid" 2>/dev/null || true
-        for _ in $(seq 300); do kill -0 "$dk_pid" 2>/dev/null || break; sleep 0.05; done
-        kill -9 "$dk_pid" 2>/dev/null || true
-        wait "$dk_pid" 2>/dev/null || true
-        dk_pid=""
-    fi
-    # dockerd's containerd names our exec-root in its argv
-    local p
-    for p in $(pgrep -f -- "$dk/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    { grep -F " $dk/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
-        while read -r m; do umount -l "$m" || true; done
-    rm -rf --one-file-system "$dk"
-    dk=""
-}
+docker_cli() { dockerd_cli "$@"; }
+stop_dockerd() { bench_dockerd_stop; }
 
 # shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
@@ -239,34 +218,14 @@ timed() { # key cmd... : wall and user+sys of the command's process tree
     awk -v k="$1" '{printf "%s %s %.2f\n", k, $1, $2 + $3}' "$out" >>"$results"
 }
 
-start_dockerd() { # dir
-    dk=$1
-    mkdir -p "$dk/data" "$dk/exec" "$dk/cli"
-    echo "{\"deprecated-key-path\": \"$dk/key.json\"}" >"$dk/daemon.json"
-    dockerd --config-file "$dk/daemon.json" --data-root "$dk/data" --exec-root "$dk/exec" \
-        -H "unix://$dk/docker.sock" --pidfile "$dk/docker.pid" \
-        --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
-        --storage-driver overlay2 --insecure-registry "$host" \
-        --userland-proxy=false --log-level warn \
-        </dev/null >"$dk/dockerd.log" 2>&1 &
-    dk_pid=$!
-    for _ in $(seq 600); do
-        docker_cli version >/dev/null 2>&1 && break
-        kill -0 "$dk_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if ! docker_cli version >/dev/null 2>&1; then
-        tail -n 20 "$dk/dockerd.log" >&2
-        die "dockerd did not start"
-    fi
-    sleep 1 # let its start-up work settle
-}
+start_dockerd() { bench_dockerd_start "$1" --insecure-registry "$host"; }
 
 for run in $(seq "$RUNS"); do
     timed skopeo skopeo copy --quiet --src-tls-verify=false "docker://$ref" "dir:$tmp/sk$run"
     rm -rf "$tmp/sk$run"
 
-    timed berth-fetch "$FETCH" --root "$tmp/berth$run" --insecure-registry "$host" unpack "$ref"
+    timed berth-fetch "$FETCH" --root "$tmp/berth$run" --insecure-registry "$host" \
+        --parallel "$PARALLEL" unpack "$ref"
     grep -q '^path ' "$tmp/cmd.out" || { cat "$tmp/cmd.out" >&2; die "berth-fetch printed no path"; }
     if [ "$run" = 1 ]; then
         berth_du=$(du -sb "$tmp/berth1/supervisor/snapshots" | cut -f1)

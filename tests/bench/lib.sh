@@ -64,3 +64,69 @@ c["process"]["terminal"] = False
 json.dump(c, open(path, "w"), indent="\t")
 PYEOF
 }
+
+# A private dockerd (Debian's docker.io) for comparisons, everything under
+# one directory: bench_dockerd_start DIR [DOCKERD ARG...] sets $dk (the dir)
+# and $dk_pid and waits until it answers; dockerd_cli runs Debian's docker
+# CLI against it; bench_dockerd_stop stops it and its containerd, unmounts
+# and removes the dir. Callers remove the host directories dockerd creates
+# (bench_dockerd_host_dirs lists them) in their own cleanup.
+DOCKER_CLI=/usr/bin/docker # Debian's client, matching its dockerd
+bench_dockerd_host_dirs=(/run/containerd/s /run/containerd/fifo /run/containerd /run/docker/plugins /run/docker
+                         /etc/docker)
+dk=""
+dk_pid=""
+
+dockerd_cli() { DOCKER_CONFIG=$dk/cli "$DOCKER_CLI" -H "unix://$dk/docker.sock" "$@"; }
+
+bench_dockerd_start() {
+    dk=$1
+    shift
+    mkdir -p "$dk/data" "$dk/exec" "$dk/cli"
+    echo "{\"deprecated-key-path\": \"$dk/key.json\"}" >"$dk/daemon.json"
+    dockerd --config-file "$dk/daemon.json" --data-root "$dk/data" --exec-root "$dk/exec" \
+        -H "unix://$dk/docker.sock" --pidfile "$dk/docker.pid" \
+        --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
+        --storage-driver overlay2 --userland-proxy=false --log-level warn "$@" \
+        </dev/null >"$dk/dockerd.log" 2>&1 &
+    dk_pid=$!
+    for _ in $(seq 600); do
+        dockerd_cli version >/dev/null 2>&1 && break
+        kill -0 "$dk_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! dockerd_cli version >/dev/null 2>&1; then
+        tail -n 20 "$dk/dockerd.log" >&2
+        echo "dockerd did not start" >&2
+        exit 1
+    fi
+    sleep 1 # let its start-up work settle
+}
+
+bench_dockerd_stop() {
+    [ -n "$dk" ] || return 0
+    if [ -n "$dk_pid" ]; then
+        kill "$dk_pid" 2>/dev/null || true
+        for _ in $(seq 300); do kill -0 "$dk_pid" 2>/dev/null || break; sleep 0.05; done
+        kill -9 "$dk_pid" 2>/dev/null || true
+        wait "$dk_pid" 2>/dev/null || true
+        dk_pid=""
+    fi
+    # dockerd's containerd and shims name our exec-root in their argv
+    local p
+    for p in $(pgrep -f -- "$dk/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    { grep -F " $dk/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
+        while read -r m; do umount -l "$m" || true; done
+    rm -rf --one-file-system "$dk"
+    dk=""
+}
+
+# VmRSS in kB of the pids given (summed).
+bench_rss_kb() {
+    local p total=0 v
+    for p in "$@"; do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}

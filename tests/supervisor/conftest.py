@@ -319,3 +319,240 @@ class Fetch:
 @pytest.fixture
 def fetch(fetch_bin, tmp_path):
     return Fetch(fetch_bin, tmp_path / "root")
+
+
+# ---------- running berth-supervisor and berth-ctr ----------
+
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
+@pytest.fixture(scope="session")
+def supervisor_bin():
+    p = build_dir() / "supervisor" / "berth-supervisor"
+    if not (p.is_file() and os.access(p, os.X_OK)):
+        pytest.fail(f"{p} not found: build first or set $BERTH_BUILD", pytrace=False)
+    return str(p)
+
+
+@pytest.fixture(scope="session")
+def ctr_bin():
+    p = build_dir() / "supervisor" / "berth-ctr"
+    if not (p.is_file() and os.access(p, os.X_OK)):
+        pytest.fail(f"{p} not found: build first or set $BERTH_BUILD", pytrace=False)
+    return str(p)
+
+
+class Supervisor:
+    """A berth-supervisor of its own: --root and --exec-root in a short
+    temporary directory (nng ipc paths must stay under ~100 characters).
+
+    .ctr(*args, check=True, timeout=TIMEOUT) runs berth-ctr against it and
+    returns the CompletedProcess (text); check=False expects a failure,
+    check=None takes either. .restart() stops it (SIGTERM) and starts it
+    again on the same directories; .kill9() kills it hard (start() or
+    restart() brings it back)."""
+
+    def __init__(self, binary, ctr, base, extra=()):
+        self.bin = binary
+        self.ctr_bin = ctr
+        self.base = Path(base)
+        self.root = self.base / "root"
+        self.exec_root = self.base / "run"
+        self.address = f"ipc://{self.exec_root}/supervisor.sock"
+        self.events_address = f"ipc://{self.exec_root}/supervisor-events.sock"
+        self.extra = list(extra)
+        self.log_path = self.base / "supervisor.log"
+        self.proc = None
+        self.pid = None
+
+    def args(self):
+        return [self.bin, "--root", str(self.root), "--exec-root", str(self.exec_root),
+                "--log-level", "debug", *self.extra]
+
+    def start(self, timeout=20):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        sock = self.exec_root / "supervisor.sock"
+        deadline = time.time() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"berth-supervisor exited ({self.proc.returncode}):\n{self.log_text()}")
+            if sock.exists() and self.ctr("version", check=None, timeout=5).returncode == 0:
+                return self
+            if time.time() > deadline:
+                raise RuntimeError("berth-supervisor did not come up:\n" + self.log_text())
+            time.sleep(0.05)
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def check_sanitizers(self):
+        text = self.log_text()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                raise AssertionError(f"berth-supervisor: sanitizer report:\n{text}")
+
+    def stop(self, sig=None, timeout=20):
+        """SIGTERM (or sig) and wait; returns the exit status."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig or 15)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("berth-supervisor did not stop on SIGTERM:\n" + self.log_text())
+        self.log.close()
+        return rc
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            self.log.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def ctr(self, *args, check=True, timeout=TIMEOUT, input=None):
+        cmd = [self.ctr_bin, "--address", self.address, "--events-address", self.events_address, *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+        for marker in SANITIZER_MARKERS:
+            if marker in p.stderr:
+                raise AssertionError(f"berth-ctr {' '.join(args)}: sanitizer report:\n{p.stderr}")
+        if check is True and p.returncode != 0:
+            raise AssertionError(f"berth-ctr {' '.join(args)} failed ({p.returncode}): {p.stderr}")
+        if check is False and p.returncode == 0:
+            raise AssertionError(f"berth-ctr {' '.join(args)} succeeded: {p.stdout}")
+        return p
+
+    def ctr_popen(self, *args, **kw):
+        """berth-ctr in the background (e.g. `events`), stdout piped as text."""
+        cmd = [self.ctr_bin, "--address", self.address, "--events-address", self.events_address, *args]
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen(cmd, text=True, **kw)
+
+    @property
+    def content(self):
+        return self.root / "supervisor/content"
+
+
+@pytest.fixture
+def supervisor(supervisor_bin, ctr_bin):
+    base = tempfile.mkdtemp(prefix="bsv-", dir="/tmp")
+    sv = Supervisor(supervisor_bin, ctr_bin, base)
+    sv.start()
+    yield sv
+    if sv.proc and sv.proc.poll() is None:
+        rc = sv.stop()
+        assert rc == 0, f"berth-supervisor exited {rc} on SIGTERM:\n{sv.log_text()}"
+    sv.check_sanitizers()
+    subprocess.run(["umount", "-R", "-q", str(sv.root)], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+# ---------- containers and tasks (test_tasks*.py) ----------
+
+def _asan(path):
+    p = subprocess.run(["ldd", path], capture_output=True, text=True)
+    return "libasan" in p.stdout
+
+
+@pytest.fixture(scope="session")
+def task_runtime(tmp_path_factory):
+    """ocirun from the build; for an ASan build a wrapper that turns
+    LeakSanitizer off for `ocirun exec` only (its exit-time check spins in a
+    process that joined another pid namespace), as tests/shim does."""
+    path = build_dir() / "ocirun" / "ocirun"
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"{path} not found: build first or set $BERTH_BUILD", pytrace=False)
+    if not _asan(str(path)):
+        return str(path)
+    wrapper = tmp_path_factory.mktemp("ocirun-wrap") / "ocirun"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" exec "*) ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; '
+        "export ASAN_OPTIONS;; esac\n"
+        f'exec {path} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def _teardown_tasks(sv):
+    """Kills what a test left: shims, containers (through every runtime
+    root), mounts, cgroups."""
+    shims = sv.exec_root / "shims"
+    ids = []
+    if shims.is_dir():
+        for d in shims.iterdir():
+            ids.append(d.name)
+            try:
+                os.kill(int((d / "shim.pid").read_text().strip()), 9)
+            except (OSError, ValueError):
+                pass
+    roots = sv.exec_root / "runtime"
+    if roots.is_dir():
+        for root in roots.iterdir():
+            binary = shutil.which(root.name) or str(build_dir() / "ocirun" / "ocirun")
+            for st in root.iterdir() if root.is_dir() else []:
+                subprocess.run([binary, "--root", str(root), "delete", "--force", st.name],
+                               capture_output=True, timeout=TIMEOUT)
+    for _ in range(3):
+        subprocess.run(["umount", "-R", "-q", str(sv.exec_root / "bundles")], capture_output=True)
+    for base in Path("/sys/fs/cgroup").glob("*/berth"):
+        for cg in base.iterdir():
+            if cg.is_dir() and cg.name in ids:
+                try:
+                    cg.rmdir()
+                except OSError:
+                    pass
+    return ids
+
+
+@pytest.fixture
+def task_supervisor(supervisor_bin, ctr_bin, task_runtime):
+    """A supervisor whose default runtime is ocirun from the build."""
+    base = tempfile.mkdtemp(prefix="bst-", dir="/tmp")
+    sv = Supervisor(supervisor_bin, ctr_bin, base, extra=["--runtime", task_runtime])
+    sv.start()
+    yield sv
+    try:
+        if sv.proc and sv.proc.poll() is None:
+            rc = sv.stop()
+            assert rc == 0, f"berth-supervisor exited {rc} on SIGTERM:\n{sv.log_text()}"
+        sv.check_sanitizers()
+    finally:
+        _teardown_tasks(sv)
+        subprocess.run(["umount", "-R", "-q", str(sv.root)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def task_image(registry, images):
+    """busybox with a link for every applet, /etc/passwd and /etc/group, as
+    test/tasks:1 on the test registry."""
+    bb = Path(ocilayout.BUSYBOX)
+    applets = subprocess.run([str(bb), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    entries = [("bin", None), ("bin/busybox", bb.read_bytes()), ("etc", None), ("tmp", None),
+               ("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+                              b"alice:x:1234:2345:alice:/tmp:/bin/sh\n"),
+               ("etc/group", b"root:x:0:\nnogroup:x:65534:\nstaff:x:50:alice\nalice:x:2345:\n")]
+    entries += [(f"bin/{a}", ("link", "busybox")) for a in applets if a != "busybox"]
+    ocilayout.single(images.layout, "tasks", [(ocilayout._tar(entries), "gzip")])
+    registry.push(images.layout, "tasks", "test/tasks:1")
+    return f"{registry.host}/test/tasks:1"
+
+
+@pytest.fixture
+def busybox(task_supervisor, task_image):
+    """test/tasks:1 (task_image), pulled into task_supervisor."""
+    ref = task_image
+    task_supervisor.ctr("images", "pull", ref, timeout=120)
+    return ref

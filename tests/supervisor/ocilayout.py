@@ -56,6 +56,9 @@ class Layout:
         return {"digest": d, "size": len(data)}
 
     def tag(self, name, media_type, desc):
+        # a name tags one image: a second image under it replaces the first
+        # (skopeo would pick the first of two refs with the same name)
+        self.refs = [r for r in self.refs if r["annotations"]["org.opencontainers.image.ref.name"] != name]
         self.refs.append({"mediaType": media_type, "digest": desc["digest"], "size": desc["size"],
                           "annotations": {"org.opencontainers.image.ref.name": name}})
         with open(os.path.join(self.path, "index.json"), "w") as f:

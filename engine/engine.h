@@ -1,0 +1,100 @@
+/* berth-engine: what its API modules share. */
+#pragma once
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "containers.h"
+#include "events.h"
+#include "http.h"
+#include "rpc-client.h"
+#include "rpc-code.h"
+
+struct engine {
+        char *data_root;            /* --data-root, default /var/lib/berth */
+        char *exec_root;            /* --exec-root, default /run/berth */
+        char *host;                 /* the unix socket's path */
+        char *supervisor_address;   /* ipc://<exec root>/supervisor.sock */
+        char *events_address;       /* ipc://<exec root>/supervisor-events.sock */
+        char *pid_file;
+        char *init_path;            /* --init-path: berth-init for `docker run --init` */
+        struct rpc_client *sup;
+        struct http_server *http;
+        struct timespec started;
+        struct ctr_table ctrs;
+        struct exec_table *execs;   /* api-exec.c */
+        struct engine_events *events;  /* events.c */
+};
+
+/* Runs fn(arg) on a detached thread of stack_kb KiB (0: 256), counted so
+ * that shutdown knows whether anything still runs. Returns 0 or -errno
+ * (then fn did not run). */
+int engine_spawn(void *(*fn)(void *), void *arg, size_t stack_kb);
+/* Threads started by engine_spawn that have not ended. */
+unsigned engine_threads_active(void);
+
+/* A new reference to x, or dflt (taken over) when x is NULL: for "s:o"
+ * in json_pack and json_object_set_new with a default. */
+static inline json_t *json_ref_or(json_t *x, json_t *dflt)
+{
+        if (x) {
+                json_decref(dflt);
+                return json_incref(x);
+        }
+        return dflt;
+}
+
+/* Calls the supervisor (see rpc_client_call). */
+int engine_call(struct engine *en, const char *method, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *reply_type, int timeout_ms, ProtobufCMessage **ret,
+                struct rpc_status *st);
+
+/* The HTTP status for an RPC code: NOT_FOUND 404, ALREADY_EXISTS and
+ * FAILED_PRECONDITION 409, INVALID_ARGUMENT 400, UNAVAILABLE 503,
+ * DEADLINE_EXCEEDED 504, anything else 500. */
+unsigned engine_http_status(enum rpc_code code);
+enum MHD_Result engine_reply_rpc_error(struct http_request *r, const struct rpc_status *st);
+
+/* Calls that are not long-running give up after this long. */
+#define ENGINE_CALL_TIMEOUT_MS 60000
+
+/* The routes of each API module. */
+extern const struct http_route engine_system_routes[];
+extern const size_t engine_system_n_routes;
+extern const struct http_route engine_image_routes[];
+extern const size_t engine_image_n_routes;
+extern const struct http_route engine_container_routes[];
+extern const size_t engine_container_n_routes;
+extern const struct http_route engine_stats_routes[];
+extern const size_t engine_stats_n_routes;
+extern const struct http_route engine_event_routes[];
+extern const size_t engine_event_n_routes;
+extern const struct http_route engine_exec_routes[];
+extern const size_t engine_exec_n_routes;
+
+/* api-containers.c: load the containers and reconcile them with the
+ * supervisor's tasks (exits during the engine's downtime are recorded;
+ * running ones are watched again). */
+int engine_containers_init(struct engine *en);
+/* Watches a started task until it exits (a thread of its own). */
+void engine_watch_task(struct engine *en, struct ctr *c);
+/* Resolves a container reference; answers 404 (or 400 when ambiguous)
+ * itself when there is none. Call with en->ctrs.lock held. */
+struct ctr *engine_find_ctr_locked(struct engine *en, struct http_request *r, const char *ref);
+
+/* api-exec.c */
+int engine_exec_init(struct engine *en);
+void engine_exec_free(struct engine *en);
+
+/* Splices a hijacked client to a shim's attach socket for one process
+ * (exec_id "" = init): sends the attach header, then copies both ways
+ * until the shim closes. ready (may be NULL) is called once the shim
+ * accepted the client. Returns 0 or -errno. */
+int engine_attach_splice(struct engine *en, const char *id, const char *exec_id, int client_fd, const char *extra,
+                         size_t extra_len, bool want_stdin, bool want_stdout, bool want_stderr,
+                         void (*ready)(void *ud), void *ud);
+
+/* Image names as Docker users see them: "docker.io/library/busybox:latest"
+ * → "busybox:latest", "docker.io/ns/r:t" → "ns/r:t", others unchanged. */
+const char *engine_familiar_name(const char *name);

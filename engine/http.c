@@ -1,0 +1,594 @@
+/* The HTTP layer (see http.h). libmicrohttpd parses requests and runs one
+ * thread per connection; this file adds Docker's version prefix, routing,
+ * body collection and the reply shapes the Docker API uses. */
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+
+struct http_server {
+        struct engine *engine;
+        struct MHD_Daemon *mhd;
+        const struct http_route *routes;
+        size_t n_routes;
+};
+
+/* ---- requests ---- */
+
+static void request_free(struct http_request *r)
+{
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->n_params; i++)
+                free(r->params[i]);
+        free(r->body);
+        if (r->body_fd >= 0)
+                close(r->body_fd);
+        free(r);
+}
+
+/* "/v1.41/containers/json" → minor 41 and the rest "/containers/json".
+ * Returns 1 when there was a prefix, 0 when not, -1 when it is malformed. */
+static int strip_version(const char *url, unsigned *ret_minor, const char **ret_rest)
+{
+        if (url[0] != '/' || url[1] != 'v' || !isdigit((unsigned char) url[2]))
+                return 0;
+        char *end;
+        errno = 0;
+        unsigned long major = strtoul(url + 2, &end, 10);
+        if (*end != '.' || !isdigit((unsigned char) end[1]))
+                return 0;
+        unsigned long minor = strtoul(end + 1, &end, 10);
+        if (errno || (*end != '/' && *end != '\0'))
+                return 0;
+        if (major != 1 || minor > 999)
+                return -1;
+        *ret_minor = (unsigned) minor;
+        *ret_rest = *end ? end : "/";
+        return 1;
+}
+
+static char *segment_dup(const char *s, size_t n)
+{
+        return strndup(s, n);
+}
+
+/* Matches path against pattern; fills r->params with the captures. */
+static bool route_match(const char *pattern, const char *path, struct http_request *r)
+{
+        const char *psegs[16], *xsegs[64];
+        size_t plen[16], xlen[64], np = 0, nx = 0;
+
+        for (const char *p = pattern; *p;) {
+                if (*p == '/')
+                        p++;
+                const char *e = strchrnul(p, '/');
+                if (np == 16)
+                        return false;
+                psegs[np] = p, plen[np++] = (size_t) (e - p);
+                p = e;
+        }
+        for (const char *p = path; *p;) {
+                if (*p == '/')
+                        p++;
+                const char *e = strchrnul(p, '/');
+                if (e == p && !*e)
+                        break; /* a trailing slash */
+                if (nx == 64)
+                        return false;
+                xsegs[nx] = p, xlen[nx++] = (size_t) (e - p);
+                p = e;
+        }
+
+        size_t n_params = 0, ix = 0;
+        char *params[HTTP_MAX_PARAMS];
+        for (size_t ip = 0; ip < np; ip++) {
+                bool star = plen[ip] == 3 && !strncmp(psegs[ip], "{*}", 3);
+                bool one = plen[ip] == 2 && !strncmp(psegs[ip], "{}", 2);
+                if (star) {
+                        /* takes what the fixed segments after it leave */
+                        size_t after = np - ip - 1;
+                        if (nx < ix + 1 + after)
+                                goto fail;
+                        size_t take = nx - ix - after;
+                        const char *s = xsegs[ix];
+                        const char *e = xsegs[ix + take - 1] + xlen[ix + take - 1];
+                        if (n_params == HTTP_MAX_PARAMS)
+                                goto fail;
+                        params[n_params++] = segment_dup(s, (size_t) (e - s));
+                        ix += take;
+                } else {
+                        if (ix >= nx)
+                                goto fail;
+                        if (one) {
+                                if (xlen[ix] == 0 || n_params == HTTP_MAX_PARAMS)
+                                        goto fail;
+                                params[n_params++] = segment_dup(xsegs[ix], xlen[ix]);
+                        } else if (plen[ip] != xlen[ix] || strncmp(psegs[ip], xsegs[ix], xlen[ix])) {
+                                goto fail;
+                        }
+                        ix++;
+                }
+        }
+        if (ix != nx)
+                goto fail;
+        for (size_t i = 0; i < n_params; i++)
+                r->params[i] = params[i];
+        r->n_params = n_params;
+        return true;
+fail:
+        for (size_t i = 0; i < n_params; i++)
+                free(params[i]);
+        return false;
+}
+
+static const struct http_route *route_find(struct http_server *s, struct http_request *r)
+{
+        const char *m = strcmp(r->method, "HEAD") ? r->method : "GET";
+        for (size_t i = 0; i < s->n_routes; i++) {
+                const struct http_route *rt = &s->routes[i];
+                if (strcmp(rt->method, m) && !(strcmp(r->method, "HEAD") == 0 && strcmp(rt->method, "HEAD") == 0))
+                        continue;
+                if (route_match(rt->pattern, r->path, r))
+                        return rt;
+        }
+        return NULL;
+}
+
+static enum MHD_Result body_append(struct http_request *r, const char *data, size_t len)
+{
+        if (r->too_large)
+                return MHD_YES;
+        if (r->route && (r->route->flags & HTTP_ROUTE_BODY_FILE)) {
+                if (r->body_fd < 0) {
+                        r->body_fd = open("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+                        if (r->body_fd < 0) {
+                                log_errno(LOG_LEVEL_ERROR, errno, "engine: a temporary file for a request body");
+                                return MHD_NO;
+                        }
+                }
+                while (len > 0) {
+                        ssize_t n = write(r->body_fd, data, len);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0) {
+                                log_errno(LOG_LEVEL_ERROR, errno, "engine: writing a request body");
+                                return MHD_NO;
+                        }
+                        data += n, len -= (size_t) n;
+                }
+                return MHD_YES;
+        }
+        if (r->body_len + len > HTTP_BODY_MAX) {
+                r->too_large = true;
+                free(r->body);
+                r->body = NULL;
+                r->body_len = 0;
+                return MHD_YES;
+        }
+        char *b = realloc(r->body, r->body_len + len + 1);
+        if (!b)
+                return MHD_NO;
+        memcpy(b + r->body_len, data, len);
+        r->body = b;
+        r->body_len += len;
+        b[r->body_len] = '\0';
+        return MHD_YES;
+}
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                      const char *version, const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+        struct http_server *s = cls;
+        struct http_request *r = *con_cls;
+
+        if (!r) {
+                r = calloc(1, sizeof(*r));
+                if (!r)
+                        return MHD_NO;
+                r->conn = conn;
+                r->engine = s->engine;
+                r->method = method;
+                r->body_fd = -1;
+                r->api_minor = ENGINE_API_MINOR;
+                r->path = url;
+                int v = strip_version(url, &r->api_minor, &r->path);
+                if (v < 0)
+                        r->api_minor = 0;
+                r->route = route_find(s, r);
+                *con_cls = r;
+                return MHD_YES;
+        }
+        if (*upload_data_size) {
+                enum MHD_Result ok = body_append(r, upload_data, *upload_data_size);
+                *upload_data_size = 0;
+                return ok;
+        }
+        if (r->answered)
+                return MHD_YES;
+        log_debug("%s %s", method, url);
+        if (r->api_minor == 0)
+                return http_reply_error(r, 400, "malformed API version in %s", url);
+        if (r->api_minor > ENGINE_API_MINOR)
+                return http_reply_error(r, 400,
+                                        "client version 1.%u is too new. Maximum supported API version is %s",
+                                        r->api_minor, ENGINE_API_VERSION);
+        if (r->api_minor < ENGINE_API_MIN_MINOR)
+                return http_reply_error(r, 400,
+                                        "client version 1.%u is too old. Minimum supported API version is %s, "
+                                        "please upgrade your client to a newer version",
+                                        r->api_minor, ENGINE_API_MIN_VERSION);
+        if (!r->route)
+                return http_reply_error(r, 404, "page not found");
+        if (r->too_large)
+                return http_reply_error(r, 413, "request body larger than %u bytes", HTTP_BODY_MAX);
+        if (r->body_fd >= 0 && lseek(r->body_fd, 0, SEEK_SET) < 0)
+                return http_reply_error(r, 500, "engine: rewinding the request body: %s", strerror(errno));
+        return r->route->handler(r);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+        request_free(*con_cls);
+        *con_cls = NULL;
+}
+
+int http_server_start(struct engine *engine, int listen_fd, const struct http_route *routes, size_t n_routes,
+                      struct http_server **ret)
+{
+        struct http_server *s = calloc(1, sizeof(*s));
+        if (!s) {
+                close(listen_fd);
+                return -ENOMEM;
+        }
+        s->engine = engine;
+        s->routes = routes;
+        s->n_routes = n_routes;
+        s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                          MHD_ALLOW_UPGRADE | MHD_USE_ITC,
+                                  0, NULL, NULL, access_handler, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                                  MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, 0u,
+                                  MHD_OPTION_THREAD_STACK_SIZE, (size_t) (512u << 10),
+                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64u << 10), MHD_OPTION_END);
+        if (!s->mhd) {
+                close(listen_fd);
+                free(s);
+                return -EIO;
+        }
+        *ret = s;
+        return 0;
+}
+
+void http_server_stop(struct http_server *s)
+{
+        if (!s)
+                return;
+        MHD_stop_daemon(s->mhd);
+        free(s);
+}
+
+/* ---- arguments ---- */
+
+const char *http_query(struct http_request *r, const char *key)
+{
+        return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(struct http_request *r, const char *key)
+{
+        return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
+}
+
+bool http_query_bool(struct http_request *r, const char *key, bool def)
+{
+        const char *v = http_query(r, key);
+        if (!v)
+                return def;
+        static const char *const falses[] = { "", "0", "false", "no", "none" };
+        for (size_t i = 0; i < sizeof(falses) / sizeof(falses[0]); i++)
+                if (!strcasecmp(v, falses[i]))
+                        return false;
+        return true;
+}
+
+long long http_query_int(struct http_request *r, const char *key, long long def, bool *ok)
+{
+        const char *v = http_query(r, key);
+        if (ok)
+                *ok = true;
+        if (!v || !*v)
+                return def;
+        char *end;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (errno || *end) {
+                if (ok)
+                        *ok = false;
+                return def;
+        }
+        return n;
+}
+
+int http_body_json(struct http_request *r, bool allow_empty, json_t **ret)
+{
+        *ret = NULL;
+        const char *p = r->body;
+        while (p && isspace((unsigned char) *p))
+                p++;
+        if (!p || !*p) {
+                if (allow_empty)
+                        return 0;
+                http_reply_error(r, 400, "request body is empty: a JSON object is expected");
+                return -EINVAL;
+        }
+        json_error_t jerr;
+        json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j) {
+                http_reply_error(r, 400, "invalid JSON in the request body: %s (line %d, column %d)", jerr.text,
+                                 jerr.line, jerr.column);
+                return -EINVAL;
+        }
+        if (!json_is_object(j)) {
+                json_decref(j);
+                http_reply_error(r, 400, "invalid JSON in the request body: an object is expected");
+                return -EINVAL;
+        }
+        *ret = j;
+        return 0;
+}
+
+/* ---- replies ---- */
+
+static enum MHD_Result queue(struct http_request *r, unsigned status, struct MHD_Response *resp)
+{
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, "Api-Version", ENGINE_API_VERSION);
+        MHD_add_response_header(resp, "Docker-Experimental", "false");
+        MHD_add_response_header(resp, "Ostype", "linux");
+        MHD_add_response_header(resp, "Server", "berth/" BERTH_VERSION " (linux)");
+        enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+        MHD_destroy_response(resp);
+        r->answered = true;
+        return ret;
+}
+
+enum MHD_Result http_reply_text(struct http_request *r, unsigned status, const char *content_type, const char *text)
+{
+        struct MHD_Response *resp =
+                MHD_create_response_from_buffer(strlen(text), (void *) text, MHD_RESPMEM_MUST_COPY);
+        if (resp && content_type)
+                MHD_add_response_header(resp, "Content-Type", content_type);
+        return queue(r, status, resp);
+}
+
+enum MHD_Result http_reply_json(struct http_request *r, unsigned status, json_t *body)
+{
+        if (!body) {
+                /* a reply that could not be built (out of memory, text that
+                 * is not UTF-8): still an answer */
+                status = 500;
+                body = json_pack("{s:s}", "message", "engine: the reply could not be encoded as JSON");
+        }
+        char *s = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (!s)
+                return MHD_NO;
+        size_t n = strlen(s);
+        /* Docker ends JSON replies with a newline */
+        char *t = realloc(s, n + 2);
+        if (!t) {
+                free(s);
+                return MHD_NO;
+        }
+        t[n] = '\n', t[n + 1] = '\0';
+        struct MHD_Response *resp = MHD_create_response_from_buffer(n + 1, t, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(t);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        return queue(r, status, resp);
+}
+
+enum MHD_Result http_reply_error(struct http_request *r, unsigned status, const char *fmt, ...)
+{
+        char msg[2048];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (status >= 500)
+                log_warn("%s %s: %u %s", r->method, r->path, status, msg);
+        else
+                log_debug("%s %s: %u %s", r->method, r->path, status, msg);
+        return http_reply_json(r, status, json_pack("{s:s}", "message", msg));
+}
+
+enum MHD_Result http_reply_empty(struct http_request *r, unsigned status)
+{
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
+        return queue(r, status, resp);
+}
+
+enum MHD_Result http_reply_fd(struct http_request *r, unsigned status, const char *content_type, int fd)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+                close(fd);
+                return http_reply_error(r, 500, "engine: stat of a reply's file: %s", strerror(errno));
+        }
+        struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t) st.st_size, fd);
+        if (!resp) {
+                close(fd);
+                return MHD_NO;
+        }
+        if (content_type)
+                MHD_add_response_header(resp, "Content-Type", content_type);
+        return queue(r, status, resp);
+}
+
+/* Streams */
+
+struct stream {
+        int fd;       /* the read end of the pipe */
+        int conn_fd;  /* the client's socket, watched for a hang-up */
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        struct stream *st = cls;
+        for (;;) {
+                struct pollfd p[2] = { { st->fd, POLLIN, 0 }, { st->conn_fd, POLLRDHUP, 0 } };
+                int n = poll(p, st->conn_fd >= 0 ? 2 : 1, -1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
+                }
+                if (p[0].revents) {
+                        ssize_t k = read(st->fd, buf, max);
+                        if (k > 0)
+                                return k;
+                        if (k == 0)
+                                return MHD_CONTENT_READER_END_OF_STREAM;
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
+                }
+                if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR))
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+}
+
+static void stream_free(void *cls)
+{
+        struct stream *st = cls;
+        close(st->fd);
+        free(st);
+}
+
+enum MHD_Result http_reply_stream(struct http_request *r, unsigned status, const char *content_type, int *ret_fd)
+{
+        int p[2];
+        *ret_fd = -1;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return http_reply_error(r, 500, "engine: pipe: %s", strerror(errno));
+        struct stream *st = malloc(sizeof(*st));
+        if (!st) {
+                close(p[0]), close(p[1]);
+                return MHD_NO;
+        }
+        st->fd = p[0];
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        st->conn_fd = ci ? ci->connect_fd : -1;
+        struct MHD_Response *resp =
+                MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, st, stream_free);
+        if (!resp) {
+                stream_free(st);
+                close(p[1]);
+                return MHD_NO;
+        }
+        if (content_type)
+                MHD_add_response_header(resp, "Content-Type", content_type);
+        enum MHD_Result ret = queue(r, status, resp);
+        if (ret == MHD_YES)
+                *ret_fd = p[1];
+        else
+                close(p[1]);
+        return ret;
+}
+
+/* Hijacking */
+
+struct hijack {
+        http_hijack_fn fn;
+        void *ud;
+        void (*free_ud)(void *ud);
+        int fd;
+        char *extra;
+        size_t extra_len;
+        struct MHD_UpgradeResponseHandle *urh;
+};
+
+static void hijack_free(struct hijack *h)
+{
+        if (h->free_ud)
+                h->free_ud(h->ud);
+        free(h->extra);
+        free(h);
+}
+
+static void *hijack_thread(void *arg)
+{
+        struct hijack *h = arg;
+        int fl = fcntl(h->fd, F_GETFL);
+        if (fl >= 0)
+                (void) fcntl(h->fd, F_SETFL, fl & ~O_NONBLOCK);
+        h->fn(h->fd, h->extra, h->extra_len, h->ud);
+        MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
+        hijack_free(h);
+        return NULL;
+}
+
+static void upgrade_cb(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+        struct hijack *h = cls;
+        h->fd = sock;
+        h->urh = urh;
+        if (extra_in_size && (h->extra = malloc(extra_in_size))) {
+                memcpy(h->extra, extra_in, extra_in_size);
+                h->extra_len = extra_in_size;
+        }
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&a, 256u << 10);
+        if (pthread_create(&t, &a, hijack_thread, h) != 0) {
+                log_error("engine: no thread for a hijacked connection");
+                MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+                hijack_free(h);
+        }
+        pthread_attr_destroy(&a);
+}
+
+enum MHD_Result http_hijack(struct http_request *r, const char *content_type, http_hijack_fn fn, void *ud,
+                            void (*free_ud)(void *ud))
+{
+        struct hijack *h = calloc(1, sizeof(*h));
+        if (!h) {
+                if (free_ud)
+                        free_ud(ud);
+                return MHD_NO;
+        }
+        h->fn = fn;
+        h->ud = ud;
+        h->free_ud = free_ud;
+        h->fd = -1;
+        struct MHD_Response *resp = MHD_create_response_for_upgrade(upgrade_cb, h);
+        if (!resp) {
+                hijack_free(h);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Upgrade", "tcp");
+        MHD_add_response_header(resp, "Content-Type", content_type);
+        return queue(r, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+}

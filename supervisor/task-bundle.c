@@ -1,0 +1,102 @@
+/* Writing, mounting and removing a task's bundle. */
+#include "task-bundle.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fs-util.h"
+#include "json-util.h"
+#include "log.h"
+
+/* Whether path is a mount point (another device than its parent, or the
+ * same device mounted again: overlay's st_dev differs from the host's). */
+static bool is_mountpoint(const char *path, const char *parent)
+{
+        struct stat a, b;
+        if (lstat(path, &a) < 0 || stat(parent, &b) < 0)
+                return false;
+        return a.st_dev != b.st_dev;
+}
+
+static int mount_rootfs(const char *rootfs, const struct snapshot_mount *m, struct berr *e)
+{
+        if (strcmp(m->type, "bind") == 0) {
+                bool ro = strstr(m->options ? m->options : "", "ro") && !strstr(m->options, "rw");
+                if (mount(m->source, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+                        return berr_set(e, errno, "mount(\"%s\", \"%s\", bind)", m->source, rootfs);
+                if (ro && mount(NULL, rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+                        int err = errno;
+                        umount2(rootfs, MNT_DETACH);
+                        return berr_set(e, err, "remount \"%s\" read-only", rootfs);
+                }
+                return 0;
+        }
+        if (strlen(m->options) >= (size_t) sysconf(_SC_PAGESIZE))
+                return berr_setx(e, E2BIG, "mount \"%s\": overlay options of %zu bytes exceed a page (too many layers)",
+                                 rootfs, strlen(m->options));
+        if (mount(m->source ? m->source : "overlay", rootfs, m->type, 0, m->options) < 0)
+                return berr_set(e, errno, "mount(\"%s\", \"%s\", \"%s\", \"%s\")", m->source ? m->source : "overlay",
+                                rootfs, m->type, m->options);
+        return 0;
+}
+
+int task_bundle_create(const char *bundle, const json_t *spec, const struct snapshot_mount *m, struct berr *e)
+{
+        _cleanup_free_ char *rootfs = NULL, *config = NULL;
+        if (asprintf(&rootfs, "%s/rootfs", bundle) < 0 || asprintf(&config, "%s/config.json", bundle) < 0)
+                return berr_set(e, ENOMEM, "bundle");
+        int r = fs_mkdir_p(rootfs, 0711);
+        if (r < 0)
+                return berr_set(e, -r, "cannot create \"%s\"", rootfs);
+        json_t *c = json_deep_copy(spec);
+        if (!c) {
+                fs_rm_rf(bundle);
+                return berr_set(e, ENOMEM, "bundle");
+        }
+        json_t *root = json_object_get(c, "root");
+        if (!json_is_object(root)) {
+                root = json_object();
+                json_object_set_new(c, "root", root);
+        }
+        json_object_set_new(root, "path", json_string("rootfs"));
+        r = json_write_atomic_ex(config, c, JSON_COMPACT, 0600, 0);
+        json_decref(c);
+        if (r < 0) {
+                fs_rm_rf(bundle);
+                return berr_set(e, -r, "cannot write \"%s\"", config);
+        }
+        r = mount_rootfs(rootfs, m, e);
+        if (r < 0) {
+                fs_rm_rf(bundle);
+                return r;
+        }
+        return 0;
+}
+
+int task_bundle_remove(const char *bundle, struct berr *e)
+{
+        _cleanup_free_ char *rootfs = NULL;
+        if (asprintf(&rootfs, "%s/rootfs", bundle) < 0)
+                return berr_set(e, ENOMEM, "bundle");
+        if (access(bundle, F_OK) < 0)
+                return 0;
+        for (int i = 0; i < 16 && is_mountpoint(rootfs, bundle); i++) {
+                if (umount2(rootfs, 0) < 0 && errno != EINVAL && errno != ENOENT) {
+                        if (errno == EBUSY && umount2(rootfs, MNT_DETACH) == 0)
+                                continue;
+                        return berr_set(e, errno, "cannot unmount \"%s\"", rootfs);
+                }
+        }
+        if (is_mountpoint(rootfs, bundle))
+                return berr_setx(e, EBUSY, "\"%s\" is still mounted", rootfs);
+        int r = fs_rm_rf(bundle);
+        if (r < 0)
+                return berr_set(e, -r, "cannot remove \"%s\"", bundle);
+        return 0;
+}

@@ -1,0 +1,164 @@
+#!/bin/bash
+# berth-engine + berth-supervisor vs dockerd (Debian's docker.io, started
+# here with its own data root), driven by the same docker CLI (Debian's,
+# /usr/bin/docker) in the same run:
+#   1. idle RSS: engine + supervisor vs dockerd + its containerd (after
+#      one pull each);
+#   2. `docker run --rm IMG true` (hyperfine, mean);
+#   3. 50 x `docker run -d IMG sleep 600`, then `docker rm -f` of all
+#      (totals);
+#   4. `docker ps -a` with PS_N (default 500) created containers, beside
+#      `docker version` (the client's own floor).
+# Containers use --network none on both sides (berth has no bridge
+# networking yet; dockerd runs with --bridge=none).
+# Targets (issue 7): run --rm <= 1/5 of dockerd's time; 50 x run -d and
+# rm -f <= 1/5; idle RSS <= 16 MB.
+#
+# BUILD (default build/, configure it -Dsanitize=false) gives the berth
+# binaries; RUNS (default 20) hyperfine runs; N_DETACHED (50); PS_N (500).
+# Needs root, docker-registry, skopeo, hyperfine, dockerd.
+set -euo pipefail
+
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+BUILD=$(cd "${BUILD:-$repo/build}" && pwd)
+RUNS=${RUNS:-20}
+N_DETACHED=${N_DETACHED:-50}
+PS_N=${PS_N:-500}
+REGISTRY_BIN=/usr/bin/docker-registry
+
+die() { echo "bench-engine: $*" >&2; exit 1; }
+for b in supervisor/berth-supervisor engine/berth-engine shim/berth-shim ocirun/ocirun; do
+    [ -x "$BUILD/$b" ] || die "$BUILD/$b not built"
+done
+[ -x "$REGISTRY_BIN" ] || die "docker-registry not installed"
+command -v skopeo >/dev/null || die "skopeo not installed"
+command -v hyperfine >/dev/null || die "hyperfine not installed"
+command -v dockerd >/dev/null && [ -x "$DOCKER_CLI" ] || die "dockerd or $DOCKER_CLI not installed"
+[ "$(id -u)" = 0 ] || die "run as root"
+if ldd "$BUILD/engine/berth-engine" | grep -q libasan; then
+    die "$BUILD is a sanitizer build: configure one with -Dsanitize=false"
+fi
+
+tmp=$(mktemp -d /var/tmp/bench-engine.XXXXXX)
+reg_pid="" sup_pid="" eng_pid=""
+created_dirs=()
+for d in "${bench_dockerd_host_dirs[@]}"; do [ -e "$d" ] || created_dirs+=("$d"); done
+br=$tmp/berth
+
+# shellcheck disable=SC2317  # called through the EXIT trap
+cleanup() {
+    set +e
+    if [ -n "$eng_pid" ]; then berth_cli rm -f $(berth_cli ps -aq) >/dev/null 2>&1; fi
+    bench_dockerd_stop
+    for p in $eng_pid $sup_pid $reg_pid; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    for p in $(pgrep -f -- "$br/" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+    grep -F " $tmp/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
+    for d in "${created_dirs[@]}"; do rmdir "$d" 2>/dev/null; done
+    rm -rf --one-file-system "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+berth_cli() { DOCKER_CONFIG=$br/cli "$DOCKER_CLI" -H "unix://$br/run/engine.sock" "$@"; }
+
+# --- the registry and the image ----------------------------------------------
+port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+host=127.0.0.1:$port
+mkdir -p "$tmp/reg"
+cat >"$tmp/reg/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $tmp/reg/storage
+http:
+  addr: $host
+EOF
+"$REGISTRY_BIN" serve "$tmp/reg/config.yml" >"$tmp/reg/log" 2>&1 &
+reg_pid=$!
+for _ in $(seq 100); do curl -fs "http://$host/v2/" >/dev/null && break; sleep 0.05; done
+"$PY" - "$repo" "$tmp/layout" <<'PYEOF'
+import sys
+repo, path = sys.argv[1], sys.argv[2]
+sys.path[:0] = [repo + "/tests/lib", repo + "/tests/supervisor"]
+import berth_registry, ocilayout
+lay = ocilayout.Layout(path)
+ocilayout.single(lay, "busybox", [(ocilayout._tar(berth_registry.busybox_entries(ocilayout.BUSYBOX)), "gzip")])
+PYEOF
+skopeo copy --quiet --dest-tls-verify=false "oci:$tmp/layout:busybox" "docker://$host/busybox:latest"
+img=$host/busybox:latest
+
+# --- both daemons ------------------------------------------------------------
+mkdir -p "$br/cli"
+"$BUILD/supervisor/berth-supervisor" --root "$br/root" --exec-root "$br/run" --shim "$BUILD/shim/berth-shim" \
+    --runtime "$BUILD/ocirun/ocirun" >"$br/supervisor.log" 2>&1 &
+sup_pid=$!
+for _ in $(seq 200); do [ -S "$br/run/supervisor.sock" ] && break; sleep 0.02; done
+"$BUILD/engine/berth-engine" --data-root "$br/root" --exec-root "$br/run" -H "unix://$br/run/engine.sock" \
+    --log-level warn >"$br/engine.log" 2>&1 &
+eng_pid=$!
+for _ in $(seq 200); do berth_cli version >/dev/null 2>&1 && break; sleep 0.05; done
+berth_cli version >/dev/null || die "berth-engine did not start: $(tail -5 "$br/engine.log")"
+bench_dockerd_start "$tmp/dk" --insecure-registry "$host"
+ctd=$(pgrep -P "$dk_pid" -x containerd || true)
+
+berth_cli pull -q "$img" >/dev/null
+dockerd_cli pull -q "$img" >/dev/null
+berth_cli run --rm --network none "$img" true
+dockerd_cli run --rm --network none "$img" true
+sleep 2
+
+# --- 1. idle RSS ----------------------------------------------------------------
+rss_berth=$(bench_rss_kb "$eng_pid" "$sup_pid")
+# shellcheck disable=SC2086  # $ctd: none or one pid
+rss_docker=$(bench_rss_kb "$dk_pid" $ctd)
+
+# --- 2. run --rm -----------------------------------------------------------------
+hyperfine --style none --warmup 3 --runs "$RUNS" --export-json "$tmp/run.json" \
+    -n berth "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$br/run/engine.sock run --rm --network none $img true" \
+    -n dockerd "DOCKER_CONFIG=$dk/cli $DOCKER_CLI -H unix://$dk/docker.sock run --rm --network none $img true" \
+    >/dev/null
+hyperfine --style none --warmup 3 --runs "$RUNS" --export-json "$tmp/version.json" \
+    -n version "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$br/run/engine.sock version" >/dev/null
+
+# --- 3. N x run -d, then rm -f ------------------------------------------------------
+detached() { # cli-function -> "start_s rm_s"
+    local t0 t1 t2 i
+    t0=$(date +%s.%N)
+    for i in $(seq "$N_DETACHED"); do "$1" run -d --network none "$img" sleep 600 >/dev/null; done
+    t1=$(date +%s.%N)
+    # shellcheck disable=SC2046
+    "$1" rm -f $("$1" ps -aq) >/dev/null
+    t2=$(date +%s.%N)
+    "$PY" -c "print(f'{$t1 - $t0:.2f} {$t2 - $t1:.2f}')"
+}
+read -r b_start b_rm < <(detached berth_cli)
+read -r d_start d_rm < <(detached dockerd_cli)
+
+# --- 4. ps with PS_N containers -----------------------------------------------------
+seq "$PS_N" | xargs -P 4 -I{} env DOCKER_CONFIG="$br/cli" "$DOCKER_CLI" -H "unix://$br/run/engine.sock" \
+    create --network none "$img" true >/dev/null
+seq "$PS_N" | xargs -P 4 -I{} env DOCKER_CONFIG="$dk/cli" "$DOCKER_CLI" -H "unix://$dk/docker.sock" \
+    create --network none "$img" true >/dev/null
+hyperfine --style none --warmup 2 --runs 10 --export-json "$tmp/ps.json" \
+    -n berth "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$br/run/engine.sock ps -a" \
+    -n dockerd "DOCKER_CONFIG=$dk/cli $DOCKER_CLI -H unix://$dk/docker.sock ps -a" >/dev/null
+
+"$PY" - "$tmp" "$rss_berth" "$rss_docker" "$b_start" "$b_rm" "$d_start" "$d_rm" "$N_DETACHED" "$PS_N" <<'PYEOF'
+import json, sys
+tmp, rb, rd, bs, brm, ds, drm, n, psn = sys.argv[1:]
+def means(f):
+    return {r["command"]: r["mean"] * 1000 for r in json.load(open(f"{tmp}/{f}"))["results"]}
+run, ver, ps = means("run.json"), means("version.json"), means("ps.json")
+def line(what, ours, peer, unit, target=None):
+    t = f"  (target <= {target})" if target else ""
+    print(f"{what:<34} berth {ours:>9.1f} {unit}  dockerd {peer:>9.1f} {unit}  ratio {ours / peer:.3f}{t}")
+print(f"bench-engine: docker CLI {ver['version']:.1f} ms for `docker version` (the client's floor)")
+line("idle RSS, engine+supervisor", int(rb) / 1024, int(rd) / 1024, "MB")
+line("docker run --rm ... true", run["berth"], run["dockerd"], "ms", "0.2")
+line(f"{n} x docker run -d", float(bs), float(ds), "s ", "0.2")
+line(f"docker rm -f of {n}", float(brm), float(drm), "s ", "0.2")
+line(f"docker ps -a with {psn} containers", ps["berth"], ps["dockerd"], "ms")
+PYEOF

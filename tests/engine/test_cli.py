@@ -1,0 +1,342 @@
+"""The docker CLI (Debian's 20.10, API 1.41) against berth-engine, as a user
+types it."""
+
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+
+import pytest
+
+
+def test_version_and_info(stack):
+    v = json.loads(stack.docker("version", "--format", "{{json .}}").stdout)
+    assert v["Server"]["ApiVersion"] == "1.41"
+    assert v["Server"]["Os"] == "linux"
+    info = json.loads(stack.docker("info", "--format", "{{json .}}").stdout)
+    assert info["Images"] >= 1
+    assert info["DockerRootDir"] == str(stack.root)
+    assert info["NCPU"] == os.cpu_count()
+
+
+def test_run_rm_output_and_exit_code(stack, name):
+    p = stack.docker("run", "--rm", "--name", name, stack.image, "sh", "-c", "echo hi; echo err >&2; exit 3",
+                     check=False)
+    assert p.returncode == 3, p.stderr
+    assert p.stdout == "hi\n"
+    assert "err\n" in p.stderr
+    # --rm: gone once the CLI returns
+    assert stack.docker("ps", "-aq", "--filter", f"name={name}").stdout.strip() == ""
+
+
+def test_run_env_workdir_user(stack, name):
+    p = stack.docker("run", "--rm", "-e", "X=one", "-w", "/tmp", "-u", "1234:2345", stack.image,
+                     "sh", "-c", 'echo "$X"; pwd; id -u; id -g; echo "$HOSTNAME"')
+    x, cwd, uid, gid, host = p.stdout.split()
+    assert (x, cwd, uid, gid) == ("one", "/tmp", "1234", "2345")
+    assert len(host) == 12
+
+
+def test_run_entrypoint_and_hostname(stack, name):
+    p = stack.docker("run", "--rm", "--entrypoint", "echo", "-h", "boat", stack.image, "a", "b")
+    assert p.stdout == "a b\n"
+    p = stack.docker("run", "--rm", "-h", "boat", stack.image, "hostname")
+    assert p.stdout == "boat\n"
+
+
+def test_run_stdin(stack):
+    p = stack.docker("run", "--rm", "-i", stack.image, "sh", "-c", "cat; echo done", input="in1\nin2\n")
+    assert p.stdout == "in1\nin2\ndone\n"
+
+
+def test_run_tty(stack):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(stack.env())
+        os.execv("/usr/bin/docker", ["docker", "run", "--rm", "-t", stack.image, "sh", "-c",
+                                     "tty; stty size; exit 4"])
+    out = b""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        r, _, _ = select.select([fd], [], [], 1)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 4, out
+    assert b"/dev/pts/0" in out or b"/dev/console" in out, out
+
+
+def test_detached_ps_logs_stop_rm(stack, name):
+    cid = stack.docker("run", "-d", "--name", name, stack.image, "sh", "-c",
+                       "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done").stdout.strip()
+    assert len(cid) == 64
+    ps = stack.docker("ps", "--filter", f"name={name}", "--format", "{{.ID}} {{.Status}} {{.Command}}").stdout
+    assert cid[:12] in ps and "Up " in ps
+    deadline = time.time() + 10
+    while "started" not in stack.docker("logs", name).stdout and time.time() < deadline:
+        time.sleep(0.1)
+    t0 = time.time()
+    stack.docker("stop", "-t", "5", name)
+    assert time.time() - t0 < 5  # the trap answers TERM at once
+    st = stack.inspect(name)["State"]
+    assert st["Status"] == "exited" and st["ExitCode"] == 0
+    assert stack.docker("logs", name).stdout == "started\nbye\n"
+    assert f"Exited (0)" in stack.docker("ps", "-a", "--filter", f"name={name}",
+                                         "--format", "{{.Status}}").stdout
+    stack.docker("rm", name)
+    assert stack.docker("inspect", name, check=False).returncode != 0
+
+
+def test_logs_follow_ends_at_exit(stack, name):
+    stack.docker("run", "-d", "--name", name, stack.image, "sh", "-c",
+                 "for i in 1 2 3; do echo line$i; sleep 0.2; done")
+    p = stack.docker("logs", "-f", name, timeout=30)
+    assert p.stdout == "line1\nline2\nline3\n"
+    p = stack.docker("logs", "--tail", "1", name)
+    assert p.stdout == "line3\n"
+    p = stack.docker("logs", "-t", name)
+    assert p.stdout.splitlines()[0].endswith(" line1") and p.stdout[:2] == "20"
+    stack.docker("rm", name)
+
+
+def test_exec_and_exit_code(stack, name):
+    stack.docker("run", "-d", "--name", name, stack.image, "sleep", "60")
+    p = stack.docker("exec", name, "sh", "-c", "echo in-exec; exit 7", check=False)
+    assert p.returncode == 7 and p.stdout == "in-exec\n"
+    p = stack.docker("exec", "-e", "Y=2", "-w", "/tmp", name, "sh", "-c", 'echo "$Y $(pwd)"')
+    assert p.stdout == "2 /tmp\n"
+    p = stack.docker("exec", "-i", name, "cat", input="through\n")
+    assert p.stdout == "through\n"
+    stack.docker("rm", "-f", name)
+
+
+def test_kill_wait_and_rm_force(stack, name):
+    # pid 1 gets only the signals it handles
+    stack.docker("run", "-d", "--name", name, stack.image, "sh", "-c",
+                 "trap 'exit 10' USR1; while true; do sleep 0.1; done")
+    stack.docker("kill", "-s", "USR1", name)
+    p = stack.docker("wait", name, timeout=20)
+    assert p.stdout.strip() == "10"
+    p = stack.docker("kill", name, check=False)
+    assert p.returncode != 0 and "is not running" in p.stderr
+    stack.docker("start", name)
+    p = stack.docker("rm", name, check=False)
+    assert p.returncode != 0 and "Stop the container" in p.stderr
+    stack.docker("rm", "-f", name)
+    assert stack.docker("ps", "-aq", "--filter", f"name={name}").stdout.strip() == ""
+
+
+def test_pause_unpause(stack, name):
+    stack.docker("run", "-d", "--name", name, stack.image, "sleep", "60")
+    stack.docker("pause", name)
+    assert stack.inspect(name)["State"]["Status"] == "paused"
+    p = stack.docker("exec", name, "true", check=False)
+    assert p.returncode != 0 and "paused" in p.stderr
+    stack.docker("unpause", name)
+    assert stack.inspect(name)["State"]["Status"] == "running"
+    stack.docker("rm", "-f", name)
+
+
+def test_read_only_tmpfs_bind(stack, name, tmp_path):
+    (tmp_path / "f").write_text("host file\n")
+    p = stack.docker("run", "--rm", "--read-only", "--tmpfs", "/scratch", "-v", f"{tmp_path}:/data:ro",
+                     stack.image, "sh", "-c",
+                     "cat /data/f; touch /x 2>/dev/null || echo ro-root; touch /scratch/y && echo tmpfs-ok; "
+                     "touch /data/z 2>/dev/null || echo ro-bind")
+    assert p.stdout.split("\n")[:4] == ["host file", "ro-root", "tmpfs-ok", "ro-bind"]
+    p = stack.docker("run", "--rm", "-v", f"{tmp_path}:/data", stack.image, "sh", "-c", "echo w > /data/w")
+    assert (tmp_path / "w").read_text() == "w\n"
+
+
+def test_limits_visible_in_cgroup(stack, name):
+    p = stack.docker("run", "--rm", "--memory", "64m", "--pids-limit", "50", "--cpu-shares", "512", stack.image,
+                     "sh", "-c",
+                     "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
+                     "/sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/memory.max "
+                     "/sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.weight")
+    vals = p.stdout.split()
+    assert vals[0] == str(64 << 20) and vals[1] == "50", p.stdout
+
+
+def test_caps_default_and_added(stack):
+    # Docker's default bounding set lacks NET_ADMIN; --cap-add gives it
+    def capbnd(*extra):
+        out = stack.docker("run", "--rm", *extra, stack.image, "sh", "-c", "grep CapBnd /proc/self/status").stdout
+        return int(out.split()[1], 16)
+    NET_ADMIN = 1 << 12
+    assert not capbnd() & NET_ADMIN
+    assert capbnd("--cap-add", "NET_ADMIN") & NET_ADMIN
+    assert capbnd("--privileged") & NET_ADMIN
+
+
+def test_unknown_image_and_command(stack, name):
+    p = stack.docker("run", "--rm", "127.0.0.1:1/nope:latest", "true", check=False)
+    assert p.returncode == 125
+    assert "Unable to find image" in p.stderr
+    p = stack.docker("run", "--rm", "--name", name, stack.image, "/no/such/binary", check=False)
+    assert p.returncode == 127, p.stderr
+    assert "ocirun" in p.stderr or "no such file" in p.stderr
+    stack.docker("rm", "-f", name, check=False)
+
+
+def test_images_tag_rmi(stack):
+    stack.docker("tag", stack.image, "berth-test/retag:v1")
+    out = stack.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert "berth-test/retag:v1" in out
+    insp = json.loads(stack.docker("image", "inspect", "berth-test/retag:v1").stdout)[0]
+    assert "berth-test/retag:v1" in insp["RepoTags"] and stack.image in insp["RepoTags"]
+    p = stack.docker("rmi", "berth-test/retag:v1")
+    assert "Untagged: berth-test/retag:v1" in p.stdout
+    p = stack.docker("rmi", "no/such:image", check=False)
+    assert p.returncode != 0 and "No such image" in p.stderr
+
+
+def test_bad_requests_straight_to_socket(stack):
+    def curl(*args):
+        p = subprocess.run(["curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}", "--unix-socket",
+                            str(stack.sock), *args], capture_output=True, text=True, timeout=20)
+        body, code = p.stdout.rsplit("\n", 1)
+        return int(code), body
+    code, body = curl("-X", "POST", "-H", "Content-Type: application/json", "-d", "{not json",
+                      "http://x/v1.41/containers/create")
+    assert code == 400 and "invalid JSON" in json.loads(body)["message"]
+    code, body = curl("http://x/v1.41/containers/nosuch/json")
+    assert code == 404 and "No such container" in json.loads(body)["message"]
+    code, body = curl("http://x/v1.99/version")
+    assert code == 400 and "too new" in json.loads(body)["message"]
+    code, body = curl("-I", "http://x/_ping")
+    assert code == 200
+    code, body = curl("-X", "POST", "-H", "Content-Type: application/json", "-d", '{"Image": 5}',
+                      "http://x/v1.41/containers/create")
+    assert code == 400
+
+
+def test_docker_py(stack, name):
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=stack.host, version="auto")
+    out = client.containers.run(stack.image, ["sh", "-c", "echo from-py"], remove=True, name=name)
+    assert out == b"from-py\n"
+    c = client.containers.run(stack.image, ["sleep", "30"], detach=True, name=name + "d")
+    assert c.status in ("created", "running")
+    c.reload()
+    assert c.status == "running"
+    c.kill()
+    assert c.wait(timeout=20)["StatusCode"] == 137
+    c.remove()
+
+
+def test_live_restore_engine_kill9(stack, name):
+    stack.docker("run", "-d", "--name", name, stack.image, "sleep", "60")
+    stack.docker("run", "-d", "--name", name + "x", stack.image, "sh", "-c", "sleep 1; exit 5")
+    stack.kill9("engine")
+    time.sleep(1.5)  # the second one exits while the engine is away
+    stack.start_engine()
+    assert stack.inspect(name)["State"]["Status"] == "running"
+    st = stack.inspect(name + "x")["State"]
+    assert st["Status"] == "exited" and st["ExitCode"] == 5
+    p = stack.docker("exec", name, "echo", "still")
+    assert p.stdout == "still\n"
+    stack.docker("stop", "-t", "1", name)
+    assert stack.inspect(name)["State"]["Status"] == "exited"
+    stack.docker("rm", name, name + "x")
+
+
+def test_live_restore_supervisor_kill9(stack, name):
+    stack.docker("run", "-d", "--name", name, stack.image, "sleep", "60")
+    stack.kill9("supervisor")
+    stack.start_supervisor()
+    # the engine's watch reconnects; the container is still controllable
+    assert stack.inspect(name)["State"]["Status"] == "running"
+    stack.docker("kill", name)
+    assert stack.docker("wait", name, timeout=30).stdout.strip() == "137"
+    stack.docker("rm", name)
+
+
+def test_init(stack, name):
+    p = stack.docker("run", "--rm", "--init", stack.image, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 6",
+                     check=False)
+    assert p.returncode == 6
+    assert p.stdout.startswith("/sbin/docker-init -- sh")
+    # the init passes SIGTERM on: sleep (not pid 1 now) dies of it at once
+    stack.docker("run", "-d", "--init", "--name", name, stack.image, "sleep", "60")
+    t0 = time.time()
+    stack.docker("stop", "-t", "10", name)
+    assert time.time() - t0 < 5
+    assert stack.inspect(name)["State"]["ExitCode"] == 143
+    stack.docker("rm", name)
+
+
+def test_restart_policies(stack, name):
+    stack.docker("run", "-d", "--name", name, "--restart", "on-failure:2", stack.image, "sh", "-c", "exit 1")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        c = stack.inspect(name)
+        if c["RestartCount"] == 2 and c["State"]["Status"] == "exited":
+            break
+        time.sleep(0.2)
+    assert c["RestartCount"] == 2 and c["State"]["Status"] == "exited", c["State"]
+    stack.docker("rm", name)
+    # always: restarted after its own exit, not after docker stop
+    stack.docker("run", "-d", "--name", name, "--restart", "always", stack.image, "sh", "-c", "sleep 0.3")
+    deadline = time.time() + 20
+    while stack.inspect(name)["RestartCount"] < 1 and time.time() < deadline:
+        time.sleep(0.2)
+    assert stack.inspect(name)["RestartCount"] >= 1
+    stack.docker("stop", "-t", "1", name)
+    n = stack.inspect(name)["RestartCount"]
+    time.sleep(1.5)
+    c = stack.inspect(name)
+    assert c["State"]["Status"] == "exited" and c["RestartCount"] == n
+    stack.docker("rm", name)
+    p = stack.docker("run", "--rm", "--restart", "always", stack.image, "true", check=False)
+    assert p.returncode != 0 and "Conflicting options" in p.stderr
+
+
+def test_events_stats_top_rename(stack, name):
+    t0 = time.time()
+    cid = stack.docker("run", "-d", "--name", name, stack.image, "sleep", "60").stdout.strip()
+    top = stack.docker("top", name).stdout
+    assert "sleep 60" in top and "PID" in top
+    st = json.loads(stack.docker("stats", "--no-stream", "--format", "{{json .}}", name).stdout)
+    assert st["Name"] == name and st["MemUsage"]
+    stack.docker("rename", name, name + "-r")
+    stack.docker("rm", "-f", name + "-r")
+    t1 = time.time() + 0.5
+    ev = stack.docker("events", "--since", str(int(t0)), "--until", str(t1), "--filter", f"container={cid}",
+                      "--format", "{{.Action}}", timeout=30).stdout.split()
+    assert ev[:2] == ["create", "start"] and "die" in ev and "destroy" in ev, ev
+    assert "rename" in stack.docker("events", "--since", str(int(t0)), "--until", str(t1), "--format",
+                                    "{{.Action}}", timeout=30).stdout
+
+
+def test_current_cli_negotiates_down(stack, name):
+    cli = "/usr/local/bin/docker"
+    if not os.access(cli, os.X_OK):
+        pytest.skip("no current docker CLI at /usr/local/bin/docker")
+    v = stack.docker("version", "--format", "{{.Client.APIVersion}} {{.Server.APIVersion}}", cli=cli).stdout
+    assert v.split()[1] == "1.41"
+    p = stack.docker("run", "--rm", stack.image, "sh", "-c", "echo cur; exit 2", check=False, cli=cli)
+    assert p.returncode == 2 and p.stdout == "cur\n"
+    stack.docker("run", "-d", "--name", name, stack.image, "sleep", "30", cli=cli)
+    assert stack.docker("exec", name, "echo", "x", cli=cli).stdout == "x\n"
+    assert name in stack.docker("ps", "--format", "{{.Names}}", cli=cli).stdout
+    stack.docker("rm", "-f", name, cli=cli)
+
+
+def test_save_load(stack, tmp_path):
+    tar = tmp_path / "img.tar"
+    stack.docker("tag", stack.image, "berth-test/saved:1")
+    stack.docker("save", "-o", str(tar), "berth-test/saved:1")
+    stack.docker("rmi", "berth-test/saved:1")
+    p = stack.docker("load", "-i", str(tar))
+    assert "Loaded image: berth-test/saved:1" in p.stdout
+    assert stack.docker("run", "--rm", "berth-test/saved:1", "echo", "loaded").stdout == "loaded\n"
+    stack.docker("rmi", "berth-test/saved:1")
