@@ -251,7 +251,7 @@ int rpc_client_call_bytes(struct rpc_client *c, const void *data, size_t len, in
                           struct rpc_status *st)
 {
         nng_msg *msg;
-        Berth__Rpc__Reply *r;
+        Berth__Rpc__Reply *r = NULL;
         int rv = exchange(c, "raw request", data, len, timeout_ms, &msg, st);
         if (rv < 0)
                 return rv;

@@ -419,6 +419,24 @@ static enum MHD_Result container_create(struct http_request *r)
                 return http_reply_error(r, 400, "Conflicting options: --restart and --rm");
         }
 
+        /* the runtime: the supervisor's own default unless one is named
+         * (docker run --runtime, or default-runtime in the config file) */
+        const char *runtime = json_string_value(json_object_get(hc, "Runtime"));
+        const char *runtime_path = "";
+        if ((runtime && *runtime) || en->cfg.default_runtime) {
+                runtime_path = engine_config_runtime_path(&en->cfg, runtime);
+                if (!runtime_path) {
+                        enum MHD_Result res = http_reply_error(r, 400, "Unknown runtime specified %s", runtime);
+                        json_decref(body);
+                        json_decref(hc);
+                        return res;
+                }
+        }
+        json_object_set_new(hc, "Runtime",
+                            json_string(runtime && *runtime ? runtime
+                                                            : en->cfg.default_runtime ? en->cfg.default_runtime
+                                                                                      : "ocirun"));
+
         /* the image */
         struct image_ref ref;
         Berth__Supervisor__GetImageRequest greq = BERTH__SUPERVISOR__GET_IMAGE_REQUEST__INIT;
@@ -642,6 +660,7 @@ static enum MHD_Result container_create(struct http_request *r)
         }
         sc.log_opts = opts;
         sc.n_log_opts = n_opts;
+        sc.runtime = (char *) runtime_path;
         Berth__Supervisor__CreateContainerRequest creq = BERTH__SUPERVISOR__CREATE_CONTAINER_REQUEST__INIT;
         creq.container = &sc;
         json_decref(config);
@@ -1810,6 +1829,29 @@ static enum MHD_Result containers_prune(struct http_request *r)
         }
         pthread_mutex_unlock(&en->ctrs.lock);
         return http_reply_json(r, 200, json_pack("{s:o, s:i}", "ContainersDeleted", deleted, "SpaceReclaimed", 0));
+}
+
+void engine_containers_stop_all(struct engine *en)
+{
+        pthread_mutex_lock(&en->ctrs.lock);
+        for (bool again = true; again;) {
+                again = false;
+                for (struct ctr *c = en->ctrs.list; c; c = c->next) {
+                        if (!is_running(c) || c->stopping)
+                                continue;
+                        struct rpc_status st;
+                        log_info("engine: live-restore is off: stopping %s", c->id);
+                        if (stop_locked(en, c, -1, &st) < 0)
+                                log_warn("engine: stopping %s: %s", c->id, st.message);
+                        /* it is still marked as stopped by the user only for
+                         * this run: a restart policy applies at the next start */
+                        json_object_set_new(c->doc, "HasBeenManuallyStopped", json_false());
+                        ctr_save_locked(&en->ctrs, c);
+                        again = true; /* the lock was dropped: the list may have changed */
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&en->ctrs.lock);
 }
 
 /* ---- start-up ---- */

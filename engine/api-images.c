@@ -505,6 +505,35 @@ static enum MHD_Result image_delete(struct http_request *r)
                                         "multiple repositories",
                                         sid);
         }
+        /* the last names of an image a container uses: only with force
+         * (then the name goes and the image stays for the container) */
+        char **all = NULL;
+        size_t n_all = 0;
+        if (*cfg && resolve_image(r->engine, cfg, &all, NULL, &st) == 0)
+                while (all[n_all])
+                        n_all++;
+        names_free(all);
+        if (n >= n_all && *cfg && !force) {
+                char user[13] = "";
+                struct engine *en = r->engine;
+                pthread_mutex_lock(&en->ctrs.lock);
+                for (struct ctr *c = en->ctrs.list; c && !*user; c = c->next)
+                        if (!strcmp(json_string_value(json_object_get(c->doc, "Image")) ?: "", cfg))
+                                snprintf(user, sizeof(user), "%.12s", c->id);
+                pthread_mutex_unlock(&en->ctrs.lock);
+                if (*user) {
+                        char sid[13];
+                        short_id(cfg, sid);
+                        enum MHD_Result res = http_reply_error(
+                                r, 409,
+                                "conflict: unable to remove repository reference \"%s\" (must force) - container %s "
+                                "is using its referenced image %s",
+                                name, user, sid);
+                        names_free(names);
+                        free(cfg);
+                        return res;
+                }
+        }
         json_t *out = json_array();
         for (size_t i = 0; i < n; i++) {
                 if (delete_name(r->engine, names[i], &st) < 0) {

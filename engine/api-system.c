@@ -155,16 +155,33 @@ static enum MHD_Result info(struct http_request *r)
                 return http_reply_error(r, 500, "engine: building the info reply");
         json_object_set_new(j, "Debug", json_boolean(log_get_level() >= LOG_LEVEL_DEBUG));
         json_object_set_new(j, "OomKillDisable", json_boolean(cgv == 1));
+        /* CIDRs in one list, registries by name in IndexConfigs, as dockerd */
+        json_t *cidrs = json_pack("[s]", "127.0.0.0/8");
+        json_t *index = json_pack("{s:{s:s, s:O, s:b, s:b}}", "docker.io", "Name", "docker.io", "Mirrors",
+                                  en->cfg.registry_mirrors, "Secure", 1, "Official", 1);
+        size_t i;
+        json_t *v;
+        json_array_foreach(en->cfg.insecure_registries, i, v)
+        {
+                const char *s = json_string_value(v);
+                if (strchr(s, '/'))
+                        json_array_append(cidrs, v);
+                else
+                        json_object_set_new(index, s,
+                                            json_pack("{s:s, s:[], s:b, s:b}", "Name", s, "Mirrors", "Secure", 0,
+                                                      "Official", 0));
+        }
         json_object_set_new(j, "RegistryConfig",
-                            json_pack("{s:[], s:[s], s:{}, s:[]}", "AllowNondistributableArtifactsCIDRs",
-                                      "InsecureRegistryCIDRs", "127.0.0.0/8", "IndexConfigs", "Mirrors"));
-        json_object_set_new(j, "Runtimes",
-                            json_pack("{s:{s:s}, s:{s:s}}", "ocirun", "path", "ocirun", "runc", "path", "runc"));
-        json_object_set_new(j, "DefaultRuntime", json_string("ocirun"));
+                            json_pack("{s:[], s:o, s:o, s:O}", "AllowNondistributableArtifactsCIDRs",
+                                      "InsecureRegistryCIDRs", cidrs, "IndexConfigs", index, "Mirrors",
+                                      en->cfg.registry_mirrors));
+        json_object_set(j, "Runtimes", en->cfg.runtimes);
+        json_object_set_new(j, "DefaultRuntime",
+                            json_string(en->cfg.default_runtime ? en->cfg.default_runtime : "ocirun"));
         json_object_set_new(j, "Swarm", json_pack("{s:s, s:s, s:s, s:s, s:b, s:n}", "NodeID", "", "NodeAddr", "",
                                                   "LocalNodeState", "inactive", "Error", "", "ControlAvailable", 0,
                                                   "RemoteManagers"));
-        json_object_set_new(j, "LiveRestoreEnabled", json_true());
+        json_object_set_new(j, "LiveRestoreEnabled", json_boolean(en->cfg.live_restore));
         json_object_set_new(j, "Isolation", json_string(""));
         json_object_set_new(j, "InitBinary", json_string(""));
         json_object_set_new(j, "ContainerdCommit", json_pack("{s:s, s:s}", "ID", "berth-supervisor", "Expected",

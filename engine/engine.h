@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "config.h"
 #include "containers.h"
 #include "events.h"
 #include "http.h"
@@ -19,6 +20,7 @@ struct engine {
         char *events_address;       /* ipc://<exec root>/supervisor-events.sock */
         char *pid_file;
         char *init_path;            /* --init-path: berth-init for `docker run --init` */
+        struct engine_config cfg;   /* --config-file */
         struct rpc_client *sup;
         struct http_server *http;
         struct timespec started;
@@ -77,6 +79,8 @@ extern const size_t engine_exec_n_routes;
  * supervisor's tasks (exits during the engine's downtime are recorded;
  * running ones are watched again). */
 int engine_containers_init(struct engine *en);
+/* Stops every running container (live-restore false, at shutdown). */
+void engine_containers_stop_all(struct engine *en);
 /* Watches a started task until it exits (a thread of its own). */
 void engine_watch_task(struct engine *en, struct ctr *c);
 /* Resolves a container reference; answers 404 (or 400 when ambiguous)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@ struct http_server {
         struct MHD_Daemon *mhd;
         const struct http_route *routes;
         size_t n_routes;
+        const char *tmpdir;
 };
 
 /* ---- requests ---- */
@@ -148,15 +150,16 @@ static const struct http_route *route_find(struct http_server *s, struct http_re
         return NULL;
 }
 
-static enum MHD_Result body_append(struct http_request *r, const char *data, size_t len)
+static enum MHD_Result body_append(struct http_server *s, struct http_request *r, const char *data, size_t len)
 {
         if (r->too_large)
                 return MHD_YES;
         if (r->route && (r->route->flags & HTTP_ROUTE_BODY_FILE)) {
                 if (r->body_fd < 0) {
-                        r->body_fd = open("/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+                        r->body_fd = open(s->tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
                         if (r->body_fd < 0) {
-                                log_errno(LOG_LEVEL_ERROR, errno, "engine: a temporary file for a request body");
+                                log_errno(LOG_LEVEL_ERROR, errno, "engine: a temporary file in %s for a request body",
+                                          s->tmpdir);
                                 return MHD_NO;
                         }
                 }
@@ -214,7 +217,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
                 return MHD_YES;
         }
         if (*upload_data_size) {
-                enum MHD_Result ok = body_append(r, upload_data, *upload_data_size);
+                enum MHD_Result ok = body_append(s, r, upload_data, *upload_data_size);
                 *upload_data_size = 0;
                 return ok;
         }
@@ -249,7 +252,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 }
 
 int http_server_start(struct engine *engine, int listen_fd, const struct http_route *routes, size_t n_routes,
-                      struct http_server **ret)
+                      const char *tmpdir, struct http_server **ret)
 {
         struct http_server *s = calloc(1, sizeof(*s));
         if (!s) {
@@ -259,6 +262,7 @@ int http_server_start(struct engine *engine, int listen_fd, const struct http_ro
         s->engine = engine;
         s->routes = routes;
         s->n_routes = n_routes;
+        s->tmpdir = tmpdir;
         s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                                           MHD_ALLOW_UPGRADE | MHD_USE_ITC,
                                   0, NULL, NULL, access_handler, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
@@ -542,6 +546,9 @@ static void *hijack_thread(void *arg)
         if (fl >= 0)
                 (void) fcntl(h->fd, F_SETFL, fl & ~O_NONBLOCK);
         h->fn(h->fd, h->extra, h->extra_len, h->ud);
+        /* the client sees the end now, not when libmicrohttpd's
+         * connection thread next looks at the closed handle */
+        shutdown(h->fd, SHUT_RDWR);
         MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
         hijack_free(h);
         return NULL;

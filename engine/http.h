@@ -58,9 +58,11 @@ struct http_request {
 
 struct http_server;
 
-/* Serves routes on the listening socket fd (taken over). */
+/* Serves routes on the listening socket fd (taken over). Bodies of
+ * HTTP_ROUTE_BODY_FILE routes go to unnamed files in tmpdir (which must
+ * outlive the server). */
 int http_server_start(struct engine *engine, int listen_fd, const struct http_route *routes, size_t n_routes,
-                      struct http_server **ret);
+                      const char *tmpdir, struct http_server **ret);
 void http_server_stop(struct http_server *s);
 
 /* A query argument (NULL when absent), as a bool (Docker's clients send

@@ -36,6 +36,8 @@ static void usage(FILE *f)
               "                              program, else " BERTH_LIBEXECDIR "/berth/berth-init)\n"
               "      --log-level LEVEL       error, warn, info (default) or debug\n"
               "      --log-file PATH         log there too (text)\n"
+              "      --config-file PATH      the configuration file (default /etc/berth/engine.json;\n"
+              "                              options override its keys; see docs/configuration.md)\n"
               "  -h, --help                  this text\n"
               "  -v, --version               the version\n",
               f);
@@ -197,6 +199,14 @@ static int write_pid_file(const char *path)
         return fs_write_atomic(path, buf, (size_t) n, 0644);
 }
 
+static struct engine_config *config_at_exit;
+
+static void free_config(void)
+{
+        if (config_at_exit)
+                engine_config_done(config_at_exit);
+}
+
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -207,14 +217,16 @@ int main(int argc, char **argv)
                 { "supervisor-events", required_argument, NULL, 'E' },
                 { "pid-file", required_argument, NULL, 'p' },
                 { "init-path", required_argument, NULL, 'I' },
+                { "config-file", required_argument, NULL, 'c' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "log-file", required_argument, NULL, 'L' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'v' },
                 {},
         };
-        struct engine en = { 0 };
-        const char *host = "unix:///run/berth/engine.sock", *log_file = NULL;
+        /* static: the exit handler frees its configuration after main returns */
+        static struct engine en;
+        const char *host = NULL, *log_file = NULL, *config_file = NULL, *level_s = NULL;
         enum log_level level = LOG_LEVEL_INFO;
         int c;
 
@@ -242,12 +254,11 @@ int main(int argc, char **argv)
                 case 'I':
                         en.init_path = optarg;
                         break;
+                case 'c':
+                        config_file = optarg;
+                        break;
                 case 'l':
-                        if (log_level_from_string(optarg, &level) < 0) {
-                                fprintf(stderr, "berth-engine: --log-level %s: expected error, warn, info or debug\n",
-                                        optarg);
-                                return 2;
-                        }
+                        level_s = optarg;
                         break;
                 case 'L':
                         log_file = optarg;
@@ -267,6 +278,27 @@ int main(int argc, char **argv)
                 fprintf(stderr, "berth-engine: unexpected argument \"%s\"\n", argv[optind]);
                 return 2;
         }
+        /* the file, then the options over it */
+        char cerr[1024];
+        if (engine_config_load(config_file ? config_file : "/etc/berth/engine.json", config_file != NULL, &en.cfg, cerr,
+                               sizeof(cerr)) < 0) {
+                fprintf(stderr, "berth-engine: %s\n", cerr);
+                return 2;
+        }
+        config_at_exit = &en.cfg;
+        atexit(free_config);
+        if (!level_s)
+                level_s = en.cfg.log_level;
+        if (level_s && log_level_from_string(level_s, &level) < 0) {
+                fprintf(stderr, "berth-engine: log level \"%s\": expected error, warn, info or debug\n", level_s);
+                return 2;
+        }
+        if (!host)
+                host = en.cfg.host ? en.cfg.host : "unix:///run/berth/engine.sock";
+        if (!en.data_root)
+                en.data_root = (char *) en.cfg.data_root;
+        if (!en.exec_root)
+                en.exec_root = (char *) en.cfg.exec_root;
         log_set_level(level);
         if (log_file && log_open_file(log_file, LOG_FORMAT_TEXT) < 0) {
                 fprintf(stderr, "berth-engine: --log-file %s: %s\n", log_file, strerror(errno));
@@ -361,7 +393,14 @@ int main(int argc, char **argv)
                 for (size_t j = 0; j < mods[i].n && n < sizeof(routes) / sizeof(routes[0]); j++)
                         routes[n++] = mods[i].r[j];
 
-        int r = http_server_start(&en, fd, routes, n, &en.http);
+        /* request bodies that are files (docker load) wait on the data root's
+         * disk, as dockerd's <data-root>/tmp */
+        _cleanup_free_ char *tmpdir = NULL;
+        if (asprintf(&tmpdir, "%s/engine/tmp", en.data_root) < 0 || fs_mkdir_p(tmpdir, 0700) < 0) {
+                fprintf(stderr, "berth-engine: creating %s/engine/tmp: %s\n", en.data_root, strerror(errno));
+                return 1;
+        }
+        int r = http_server_start(&en, fd, routes, n, tmpdir, &en.http);
         if (r < 0) {
                 fprintf(stderr, "berth-engine: starting the HTTP server: %s\n", strerror(-r));
                 unlink(en.host);
@@ -377,6 +416,8 @@ int main(int argc, char **argv)
                 log_info("engine: SIGHUP: nothing to reload");
         log_info("engine: %s: shutting down", strsignal(sig));
         http_server_stop(en.http);
+        if (!en.cfg.live_restore)
+                engine_containers_stop_all(&en);
         unlink(en.host);
         unlink(en.pid_file);
         /* Threads that stream to clients end within a second once their

@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "fs-util.h"
 #include "log.h"
+#include "seccomp-default.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -449,6 +450,7 @@ int oci_spec_build(struct oci_spec_ctx *x, json_t *config, json_t *hc, json_t *i
         }
 
         bool nnp = false, seccomp_unconfined = false;
+        const char *seccomp_profile = NULL; /* the profile's JSON text: the docker CLI reads the file */
         size_t i;
         json_t *v;
         json_array_foreach(json_object_get(hc, "SecurityOpt"), i, v)
@@ -461,6 +463,8 @@ int oci_spec_build(struct oci_spec_ctx *x, json_t *config, json_t *hc, json_t *i
                         nnp = false;
                 else if (!strcmp(o, "seccomp=unconfined") || !strcmp(o, "seccomp:unconfined"))
                         seccomp_unconfined = true;
+                else if (!strncmp(o, "seccomp=", 8) || !strncmp(o, "seccomp:", 8))
+                        seccomp_profile = o + 8;
                 else if (!strncmp(o, "label", 5) || !strncmp(o, "apparmor", 8))
                         ; /* no LSM is configured for berth's containers */
                 else {
@@ -469,11 +473,10 @@ int oci_spec_build(struct oci_spec_ctx *x, json_t *config, json_t *hc, json_t *i
                         json_decref(res);
                         json_decref(rl);
                         return fail(err, errlen, "invalid --security-opt: \"%s\" (supported: no-new-privileges, "
-                                                 "seccomp=unconfined)",
+                                                 "seccomp=unconfined, seccomp=<profile>)",
                                     o);
                 }
         }
-        (void) seccomp_unconfined; /* berth's containers get no seccomp filter yet */
 
         json_t *env = merge_env(json_object_get(image_config, "Env"), json_object_get(config, "Env"), x->hostname,
                                 tty);
@@ -551,9 +554,30 @@ int oci_spec_build(struct oci_spec_ctx *x, json_t *config, json_t *hc, json_t *i
         else if (!x->host_network)
                 json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
 
+        /* as dockerd: privileged containers and seccomp=unconfined run
+         * without a filter; the profile's capability entries follow the
+         * bounding set */
+        json_t *seccomp = NULL;
+        if (!privileged && !seccomp_unconfined) {
+                json_t *bounding = json_object_get(caps, "bounding");
+                if (seccomp_profile && strcmp(seccomp_profile, "builtin"))
+                        r = oci_seccomp_from_docker_profile(seccomp_profile, bounding, &seccomp, err, errlen);
+                else if (!(seccomp = oci_seccomp_default(bounding)))
+                        r = fail(err, errlen, "building the seccomp profile");
+                if (r < 0) {
+                        json_decref(ns);
+                        json_decref(mounts);
+                        json_decref(process);
+                        json_decref(res);
+                        return r;
+                }
+        }
+
         char cgpath[128];
         snprintf(cgpath, sizeof(cgpath), "/berth/%s", x->id);
         json_t *linux_ = json_pack("{s:o, s:o, s:s}", "namespaces", ns, "resources", res, "cgroupsPath", cgpath);
+        if (seccomp)
+                json_object_set_new(linux_, "seccomp", seccomp);
         if (!privileged) {
                 json_object_set_new(linux_, "maskedPaths", strv_json(masked_paths));
                 json_object_set_new(linux_, "readonlyPaths", strv_json(readonly_paths));

@@ -14,7 +14,7 @@ TEST="python3 python3-pytest busybox-static runc hyperfine
       iproute2 procps util-linux time
       containerd docker.io podman conmon iptables
       docker-registry skopeo zstd openssl valgrind
-      curl python3-docker docker-compose"
+      curl python3-docker docker-compose dpkg-dev umoci"
 
 missing=""
 for p in $BUILD $TEST; do

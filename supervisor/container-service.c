@@ -12,8 +12,8 @@
 #include "container-service.h"
 #include "container-spec.h"
 #include "container-store.h"
+#include "image-manifest.h"
 #include "image-reference.h"
-#include "image-unpack.h"
 #include "json-util.h"
 #include "log.h"
 

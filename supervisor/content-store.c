@@ -3,7 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +29,25 @@ struct content_writer {
         char *data;             /* <dir>/data */
         int fd;
         uint64_t offset;
-        EVP_MD_CTX *md;
+        mbedtls_sha256_context md;
+        bool unknown;           /* opened without a digest: it is learnt at commit */
         bool done;
 };
+
+/* sha256 through mbed TLS, which the daemon maps anyway (nng's TLS):
+ * OpenSSL's first digest would leave ~1.3 MB of libcrypto resident in it.
+ * The calls were renamed in mbed TLS 3 (the _ret variants of 2.x). */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define sha256_starts mbedtls_sha256_starts
+#define sha256_update mbedtls_sha256_update
+#define sha256_finish mbedtls_sha256_finish
+#define sha256_oneshot mbedtls_sha256
+#else
+#define sha256_starts mbedtls_sha256_starts_ret
+#define sha256_update mbedtls_sha256_update_ret
+#define sha256_finish mbedtls_sha256_finish_ret
+#define sha256_oneshot mbedtls_sha256_ret
+#endif
 
 int content_digest_check(const char *d, struct berr *e)
 {
@@ -55,11 +72,10 @@ static void hex_digest(const unsigned char *md, unsigned len, char ret[CONTENT_D
 
 int content_digest_of(const void *data, size_t len, char ret[CONTENT_DIGEST_MAX])
 {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned mdlen = 0;
-        if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+        unsigned char md[32];
+        if (sha256_oneshot(data, len, md, 0) != 0)
                 return -EIO;
-        hex_digest(md, mdlen, ret);
+        hex_digest(md, sizeof(md), ret);
         return 0;
 }
 
@@ -232,7 +248,7 @@ static int rehash(struct content_writer *w, struct berr *e)
                 }
                 if (n == 0)
                         break;
-                if (EVP_DigestUpdate(w->md, buf, (size_t) n) != 1)
+                if (sha256_update(&w->md, (const unsigned char *) buf, (size_t) n) != 0)
                         return berr_setx(e, EIO, "sha256 of \"%s\" failed", w->data);
                 w->offset += (uint64_t) n;
         }
@@ -243,7 +259,7 @@ int content_writer_reset(struct content_writer *w, struct berr *e)
 {
         if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
                 return berr_set(e, errno, "truncating ingest \"%s\"", w->data);
-        if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
+        if (sha256_starts(&w->md, 0) != 0)
                 return berr_setx(e, EIO, "sha256 init failed");
         w->offset = 0;
         return 0;
@@ -253,13 +269,16 @@ void content_writer_close(struct content_writer *w, bool discard)
 {
         if (!w)
                 return;
-        if (discard && !w->done) {
-                unlink(w->data);
-                rmdir(w->dir);
+        /* an ingest of unknown digest cannot be resumed: never kept */
+        if ((discard || w->unknown) && !w->done) {
+                if (w->data)
+                        unlink(w->data);
+                if (w->dir)
+                        rmdir(w->dir);
         }
         if (w->fd >= 0)
                 close(w->fd);
-        EVP_MD_CTX_free(w->md);
+        mbedtls_sha256_free(&w->md);
         free(w->dir);
         free(w->data);
         free(w);
@@ -269,25 +288,35 @@ int content_writer_open(struct content_store *cs, const char *expected, int64_t 
                         struct berr *e)
 {
         char ref[80];
-        int r = content_digest_check(expected, e);
-        if (r < 0)
-                return r;
-        content_ingest_ref(expected, ref, sizeof(ref));
+        int r;
 
+        if (expected) {
+                r = content_digest_check(expected, e);
+                if (r < 0)
+                        return r;
+                content_ingest_ref(expected, ref, sizeof(ref));
+        }
         struct content_writer *w = calloc(1, sizeof(*w));
         if (!w)
                 return berr_set(e, ENOMEM, "ingest");
         w->fd = -1;
         w->cs = cs;
         w->size = size;
-        snprintf(w->expected, sizeof(w->expected), "%s", expected);
-        if (asprintf(&w->dir, "%s/%s", cs->ingest, ref) < 0 || asprintf(&w->data, "%s/data", w->dir) < 0 ||
-            !(w->md = EVP_MD_CTX_new())) {
+        w->unknown = !expected;
+        mbedtls_sha256_init(&w->md);
+        snprintf(w->expected, sizeof(w->expected), "%s", expected ? expected : "(unknown digest)");
+        if (expected ? asprintf(&w->dir, "%s/%s", cs->ingest, ref) < 0
+                     : asprintf(&w->dir, "%s/unknown-XXXXXX", cs->ingest) < 0) {
                 content_writer_close(w, false);
                 return berr_set(e, ENOMEM, "ingest");
         }
-        if (mkdir(w->dir, 0700) < 0 && errno != EEXIST) {
+        /* A blob of unknown digest gets an ingest of its own, never resumed. */
+        if (expected ? mkdir(w->dir, 0700) < 0 && errno != EEXIST : !mkdtemp(w->dir)) {
                 r = berr_set(e, errno, "creating ingest \"%s\"", w->dir);
+                goto fail;
+        }
+        if (asprintf(&w->data, "%s/data", w->dir) < 0) {
+                r = berr_set(e, ENOMEM, "ingest");
                 goto fail;
         }
         w->fd = open(w->data, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -302,7 +331,7 @@ int content_writer_open(struct content_store *cs, const char *expected, int64_t 
                 content_writer_close(w, false);
                 return r;
         }
-        if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
+        if (sha256_starts(&w->md, 0) != 0) {
                 r = berr_setx(e, EIO, "sha256 init failed");
                 goto fail;
         }
@@ -318,8 +347,13 @@ int content_writer_open(struct content_store *cs, const char *expected, int64_t 
         *ret = w;
         return 0;
 fail:
-        content_writer_close(w, false);
+        content_writer_close(w, w->unknown);
         return r;
+}
+
+const char *content_writer_digest(const struct content_writer *w)
+{
+        return w->unknown && !w->done ? NULL : w->expected;
 }
 
 uint64_t content_writer_offset(const struct content_writer *w)
@@ -335,7 +369,7 @@ int content_writer_write(struct content_writer *w, const void *data, size_t len,
         int r = fs_write_all(w->fd, data, len);
         if (r < 0)
                 return berr_set(e, r, "writing ingest \"%s\"", w->data);
-        if (EVP_DigestUpdate(w->md, data, len) != 1)
+        if (sha256_update(&w->md, data, len) != 0)
                 return berr_setx(e, EIO, "sha256 update failed");
         w->offset += len;
         return 0;
@@ -350,8 +384,7 @@ static void remove_ingest(struct content_writer *w)
 
 int content_writer_commit(struct content_writer *w, struct berr *e)
 {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned mdlen = 0;
+        unsigned char md[32];
         char got[CONTENT_DIGEST_MAX];
         _cleanup_free_ char *target = NULL;
         int r;
@@ -364,9 +397,17 @@ int content_writer_commit(struct content_writer *w, struct berr *e)
                 remove_ingest(w);
                 return r;
         }
-        if (EVP_DigestFinal_ex(w->md, md, &mdlen) != 1)
+        if (sha256_finish(&w->md, md) != 0)
                 return berr_setx(e, EIO, "sha256 final failed");
-        hex_digest(md, mdlen, got);
+        hex_digest(md, sizeof(md), got);
+        if (w->unknown) {
+                struct content_info info;
+                snprintf(w->expected, sizeof(w->expected), "%s", got);
+                if (content_info(w->cs, got, &info, NULL) == 0 && info.size == w->offset) {
+                        remove_ingest(w);
+                        return 1;
+                }
+        }
         if (strcmp(got, w->expected) != 0) {
                 r = berr_setx(e, EBADMSG, "digest mismatch: expected %s, got %s (%llu bytes); refused",
                               w->expected, got, (unsigned long long) w->offset);

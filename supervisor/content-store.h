@@ -58,7 +58,10 @@ int content_write_blob(struct content_store *cs, const void *data, size_t len, c
 /* Opens the ingest for a blob with the expected digest and size (size < 0:
  * unknown). An ingest left by an earlier, interrupted write is continued:
  * its bytes are hashed again and content_writer_offset() says where to go
- * on. Only one writer per ingest at a time (-EBUSY otherwise). */
+ * on. Only one writer per ingest at a time (-EBUSY otherwise).
+ * expected NULL: the digest is not known beforehand (a layer of a legacy
+ * docker save archive); the blob is stored under the digest of what was
+ * written, its ingest is private and never kept for a resume. */
 int content_writer_open(struct content_store *cs, const char *expected, int64_t size, struct content_writer **ret,
                         struct berr *e);
 uint64_t content_writer_offset(const struct content_writer *w);
@@ -68,8 +71,13 @@ int content_writer_reset(struct content_writer *w, struct berr *e);
 int content_writer_write(struct content_writer *w, const void *data, size_t len, struct berr *e);
 /* Checks size and digest and moves the blob into blobs/. On a mismatch the
  * ingest is removed (its bytes are wrong, resuming it would not help) and
- * -EBADMSG returned; nothing appears in blobs/. */
+ * -EBADMSG returned; nothing appears in blobs/. A writer of unknown digest
+ * returns 1 when that blob was in the store already (the ingest is
+ * dropped), 0 when it stored it. */
 int content_writer_commit(struct content_writer *w, struct berr *e);
+/* The digest expected, or learnt at commit (NULL before the commit of a
+ * writer of unknown digest). */
+const char *content_writer_digest(const struct content_writer *w);
 /* Closes the writer. An uncommitted ingest is kept for a later resume
  * unless discard is set. NULL is allowed. */
 void content_writer_close(struct content_writer *w, bool discard);

@@ -36,6 +36,7 @@ struct options {
         char **mirrors;
         size_t n_mirrors;
         unsigned max_downloads;
+        enum snapshot_mode snapshotter;
         enum log_level level;
 };
 
@@ -54,6 +55,8 @@ static void usage(FILE *f)
                    "  --insecure-registry HOST   plain http for HOST[:PORT] (repeatable)\n"
                    "  --registry-mirror URL      a mirror for docker.io, http[s]://HOST[:PORT] (repeatable, tried in order)\n"
                    "  --max-concurrent-downloads N  blobs downloaded at once per pull (default 3)\n"
+                   "  --snapshotter MODE         auto (default: $BERTH_SNAPSHOTTER, else the root's mode, else a\n"
+                   "                             probe of overlayfs), overlay or copy\n"
                    "  --fetch BIN                berth-fetch, the worker of pulls, imports and exports\n"
                    "                             (default: beside this binary, else on PATH)\n"
                    "  --log-level LEVEL          error, warn, info (default), debug\n"
@@ -76,6 +79,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "registry-mirror", required_argument, NULL, 'm' },
                 { "max-concurrent-downloads", required_argument, NULL, 'j' },
                 { "fetch", required_argument, NULL, 'f' },
+                { "snapshotter", required_argument, NULL, 'S' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "log-file", required_argument, NULL, 'L' },
                 { "version", no_argument, NULL, 'v' },
@@ -149,6 +153,12 @@ static int parse_args(int argc, char **argv, struct options *o)
                 }
                 case 'f':
                         o->fetch = optarg;
+                        break;
+                case 'S':
+                        if (snapshot_mode_parse(optarg, &o->snapshotter) < 0) {
+                                log_error("--snapshotter \"%s\": auto, overlay or copy", optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case 'l':
                         if (log_level_from_string(optarg, &o->level) < 0) {
@@ -291,8 +301,11 @@ static int open_stores(struct supervisor *s, struct berr *e)
                 return berr_set(e, r, "cannot create \"%s\"", s->root);
         if ((r = content_store_open(content, &s->cs, e)) < 0)
                 return r;
-        if ((r = snapshot_overlay_open(s->root, &s->sn, e)) < 0)
+        if ((r = snapshot_overlay_open_ex(s->root, s->snapshotter, &s->sn, e)) < 0)
                 return r;
+        /* the workers open the root in the mode it is now in */
+        s->snapshotter = snapshot_overlay_mode(s->sn);
+        log_info("supervisor: snapshotter %s", snapshot_mode_string(s->snapshotter));
         return image_store_open(s->root, s->cs, &s->is, e);
 }
 
@@ -406,6 +419,7 @@ int main(int argc, char **argv)
         s.insecure = o.insecure;
         s.mirrors = o.mirrors;
         s.max_downloads = o.max_downloads;
+        s.snapshotter = o.snapshotter;
         s.fetch_binary = find_fetch(o.fetch);
 
         if (claim(&o, address, &lockfd) < 0)

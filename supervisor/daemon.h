@@ -48,6 +48,7 @@ struct supervisor {
         char **mirrors;         /* --registry-mirror (docker.io), NULL-terminated, may be NULL */
         unsigned max_downloads; /* --max-concurrent-downloads: blobs at once per pull; 0: 3 */
         char *fetch_binary;     /* --fetch: berth-fetch, the worker of pulls, imports and exports */
+        enum snapshot_mode snapshotter; /* --snapshotter; the workers get the mode in use (never AUTO) */
 
         struct content_store *cs;
         struct snapshot_overlay *sn;

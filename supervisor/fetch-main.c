@@ -83,6 +83,7 @@ struct opts {
         bool progress;
         struct image_platform platform;
         bool allow_devices;
+        enum snapshot_mode snapshotter; /* --snapshotter; AUTO: $BERTH_SNAPSHOTTER, the root's, a probe */
 };
 
 static void usage(FILE *f)
@@ -99,6 +100,8 @@ static void usage(FILE *f)
                    "       berth-fetch [--root DIR] [--platform P] [--allow-devices] images import FILE | unpack NAME\n"
                    "       berth-fetch [--root DIR] worker pull|import|export --job-json FILE|-   (berth-supervisor's)\n"
                    "\n"
+                   "--snapshotter auto|overlay|copy chooses the snapshotter (default auto: $BERTH_SNAPSHOTTER,\n"
+                   "else the mode recorded in the root, else a probe of overlayfs).\n"
                    "pull prints \"index\", \"manifest\", \"config\" and \"layer\" lines, each with a digest.\n"
                    "The store is DIR/supervisor/content (DIR defaults to " DEFAULT_ROOT ").\n");
 }
@@ -240,7 +243,7 @@ static int open_snapshots(const struct opts *o, struct snapshot_overlay **ret, s
         _cleanup_free_ char *dir = NULL;
         if (asprintf(&dir, "%s/supervisor", o->root) < 0)
                 return berr_set(e, ENOMEM, "snapshots");
-        return snapshot_overlay_open(dir, ret, e);
+        return snapshot_overlay_open_ex(dir, o->snapshotter, ret, e);
 }
 
 /* Pull and unpack, each layer as soon as it is there. */
@@ -940,6 +943,7 @@ int main(int argc, char **argv)
                 { "progress", no_argument, NULL, 'g' },
                 { "platform", required_argument, NULL, 'p' },
                 { "allow-devices", no_argument, NULL, 'D' },
+                { "snapshotter", required_argument, NULL, 'S' },
                 { "debug", no_argument, NULL, 'd' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -999,6 +1003,13 @@ int main(int argc, char **argv)
                         break;
                 case 'D':
                         o.allow_devices = true;
+                        break;
+                case 'S':
+                        if (snapshot_mode_parse(optarg, &o.snapshotter) < 0) {
+                                log_error("--snapshotter \"%s\": auto, overlay or copy", optarg);
+                                ret = 2;
+                                goto done;
+                        }
                         break;
                 case 'd':
                         log_set_level(LOG_LEVEL_DEBUG);

@@ -350,12 +350,25 @@ int image_archive_export(struct image_store *is, struct content_store *cs, const
 
 /* ---------- import ---------- */
 
+/* A file of the legacy docker save layout (<id>/layer.tar, <hex>.json,
+ * skopeo's <hex>.tar), stored by the digest of its bytes; or a symlink
+ * between such files (Docker and skopeo link a layer shared between
+ * images, <id>/layer.tar → ../<id2>/layer.tar). */
+struct legacy_entry {
+        char *path;
+        char *target;                   /* a link's target as an archive path; NULL: outside the archive */
+        char digest[CONTENT_DIGEST_MAX]; /* a file's */
+        bool link;
+};
+
 struct import {
         struct content_store *cs;
         struct digest_set added;        /* blobs this import stored (removed again on failure) */
         json_t *index;                  /* index.json */
         json_t *docker;                 /* manifest.json */
-        struct digest_set tar_blobs;    /* blobs/sha256/ entries seen */
+        struct digest_set tar_blobs;    /* blobs/sha256/ entries seen, legacy files manifest.json names */
+        struct legacy_entry *legacy;    /* files and links outside blobs/ */
+        size_t n_legacy;
 };
 
 static int read_meta(struct archive *a, const char *name, int64_t size, json_t **ret, struct berr *e)
@@ -415,6 +428,142 @@ static int ingest_blob(struct import *im, struct archive *a, const char *name, i
         return 0;
 }
 
+/* A relative archive path without empty, "." or ".." components. */
+static bool archive_path_ok(const char *s)
+{
+        if (!*s || *s == '/')
+                return false;
+        for (const char *p = s; *p;) {
+                size_t n = strcspn(p, "/");
+                if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+                        return false;
+                p += n;
+                if (*p == '/')
+                        p++;
+        }
+        return s[strlen(s) - 1] != '/';
+}
+
+/* A link's target as an archive path (relative to the link's directory,
+ * ".." resolved); NULL when it leaves the archive or is absolute. */
+static char *link_target(const char *path, const char *target)
+{
+        if (!target || *target == '/')
+                return NULL;
+        const char *slash = strrchr(path, '/');
+        size_t dlen = slash ? (size_t) (slash - path) : 0;
+        size_t cap = dlen + strlen(target) + 2;
+        char *out = malloc(cap);
+        if (!out)
+                return NULL;
+        memcpy(out, path, dlen);
+        out[dlen] = '\0';
+        size_t len = dlen;
+        for (const char *p = target; *p;) {
+                size_t n = strcspn(p, "/");
+                if (n == 2 && p[0] == '.' && p[1] == '.') {
+                        if (len == 0) {
+                                free(out);
+                                return NULL;
+                        }
+                        char *up = memrchr(out, '/', len);
+                        len = up ? (size_t) (up - out) : 0;
+                        out[len] = '\0';
+                } else if (n > 0 && !(n == 1 && p[0] == '.')) {
+                        if (len > 0)
+                                out[len++] = '/';
+                        memcpy(out + len, p, n);
+                        len += n;
+                        out[len] = '\0';
+                }
+                p += n;
+                if (*p == '/')
+                        p++;
+        }
+        if (len == 0) {
+                free(out);
+                return NULL;
+        }
+        return out;
+}
+
+static struct legacy_entry *legacy_add(struct import *im, const char *path)
+{
+        struct legacy_entry *v = realloc(im->legacy, (im->n_legacy + 1) * sizeof(*v));
+        if (!v)
+                return NULL;
+        im->legacy = v;
+        v = &v[im->n_legacy];
+        *v = (struct legacy_entry) { .path = strdup(path) };
+        if (!v->path)
+                return NULL;
+        im->n_legacy++;
+        return v;
+}
+
+/* What the legacy layout may name in manifest.json: layers (".tar") and
+ * configs (".json"); the v1 metadata (<id>/json, VERSION, repositories)
+ * is not read. */
+static bool legacy_candidate(const char *name)
+{
+        size_t n = strlen(name);
+        if (strcmp(name, "index.json") == 0 || strcmp(name, "manifest.json") == 0)
+                return false;
+        return (n > 4 && strcmp(name + n - 4, ".tar") == 0) || (n > 5 && strcmp(name + n - 5, ".json") == 0);
+}
+
+/* A legacy file streamed into the store under the digest of its bytes. */
+static int ingest_legacy(struct import *im, struct archive *a, const char *name, int64_t size, struct berr *e)
+{
+        struct content_writer *w = NULL;
+        _cleanup_free_ char *buf = malloc(COPY_BUF);
+        if (!buf)
+                return berr_set(e, ENOMEM, "import");
+        int r = content_writer_open(im->cs, NULL, size, &w, e);
+        while (r >= 0) {
+                la_ssize_t k = archive_read_data(a, buf, COPY_BUF);
+                if (k < 0)
+                        r = berr_setx(e, EIO, "reading \"%s\" from the archive: %s", name, archive_error_string(a));
+                else if (k == 0)
+                        break;
+                else
+                        r = content_writer_write(w, buf, (size_t) k, e);
+        }
+        if (r >= 0)
+                r = content_writer_commit(w, e);
+        struct legacy_entry *le = NULL;
+        if (r >= 0) {
+                const char *digest = content_writer_digest(w);
+                if (r == 0 && set_add(&im->added, digest) < 0)
+                        r = -ENOMEM;
+                else if (!(le = legacy_add(im, name)))
+                        r = -ENOMEM;
+                else
+                        snprintf(le->digest, sizeof(le->digest), "%s", digest);
+                if (r == -ENOMEM)
+                        berr_set(e, ENOMEM, "import");
+        }
+        content_writer_close(w, true);
+        return r < 0 ? berr_prefix(e, "\"%s\" in the archive", name) : 0;
+}
+
+/* A symlink's target is relative to its directory, a hardlink's to the
+ * archive's top. */
+static int record_link(struct import *im, const char *name, const char *target, bool hard, struct berr *e)
+{
+        struct legacy_entry *le = legacy_add(im, name);
+        if (!le)
+                return berr_set(e, ENOMEM, "import");
+        le->link = true;
+        if (hard && target && strncmp(target, "./", 2) == 0)
+                target += 2;
+        if (!hard)
+                le->target = link_target(name, target);
+        else if (target && archive_path_ok(target) && !(le->target = strdup(target)))
+                return berr_set(e, ENOMEM, "import");
+        return 0;
+}
+
 static int import_read(struct import *im, const char *path, struct berr *e)
 {
         struct archive *a = archive_read_new();
@@ -434,6 +583,15 @@ static int import_read(struct import *im, const char *path, struct berr *e)
                 const char *name = archive_entry_pathname(ent);
                 if (strncmp(name, "./", 2) == 0)
                         name += 2;
+                bool legacy = archive_path_ok(name) && strncmp(name, BLOB_PREFIX, strlen(BLOB_PREFIX)) != 0 &&
+                              legacy_candidate(name);
+                if (archive_entry_filetype(ent) == AE_IFLNK && legacy)
+                        r = record_link(im, name, archive_entry_symlink(ent), false, e);
+                if (archive_entry_hardlink(ent)) {
+                        if (legacy)
+                                r = record_link(im, name, archive_entry_hardlink(ent), true, e);
+                        continue;
+                }
                 if (archive_entry_filetype(ent) != AE_IFREG)
                         continue;
                 int64_t size = archive_entry_size(ent);
@@ -443,6 +601,8 @@ static int import_read(struct import *im, const char *path, struct berr *e)
                         r = read_meta(a, name, size, &im->index, e);
                 else if (strcmp(name, "manifest.json") == 0)
                         r = read_meta(a, name, size, &im->docker, e);
+                else if (legacy)
+                        r = ingest_legacy(im, a, name, size, e);
         }
         if (r >= 0 && ar != ARCHIVE_EOF)
                 r = berr_setx(e, EIO, "\"%s\": %s", path, archive_error_string(a));
@@ -579,21 +739,83 @@ static int layer_media_type(struct content_store *cs, const char *digest, const 
         return 0;
 }
 
-/* "blobs/sha256/<hex>" → its digest, which the archive must have. */
+/* A legacy path (links followed) → the digest of the file it names. */
+static int legacy_path(struct import *im, const char *s, char ret[CONTENT_DIGEST_MAX], struct berr *e)
+{
+        const char *p = s;
+        for (int hops = 0; hops < 16; hops++) {
+                const struct legacy_entry *le = NULL;
+                /* the last entry of a name wins, as when a tar is extracted */
+                for (size_t i = im->n_legacy; !le && i > 0; i--)
+                        if (strcmp(im->legacy[i - 1].path, p) == 0)
+                                le = &im->legacy[i - 1];
+                if (!le)
+                        return berr_setx(e, ENOENT, "manifest.json: \"%s\" is not in the archive", s);
+                if (!le->link) {
+                        snprintf(ret, CONTENT_DIGEST_MAX, "%s", le->digest);
+                        return set_add(&im->tar_blobs, ret) < 0 ? berr_set(e, ENOMEM, "import") : 0;
+                }
+                if (!le->target)
+                        return berr_setx(e, EINVAL, "manifest.json: \"%s\" is a link out of the archive", s);
+                p = le->target;
+        }
+        return berr_setx(e, ELOOP, "manifest.json: \"%s\": too many links", s);
+}
+
+/* "blobs/sha256/<hex>" → its digest, which the archive must have; any
+ * other path is one of the legacy layout (<id>/layer.tar, <hex>.json). */
 static int docker_path(struct import *im, json_t *p, char ret[CONTENT_DIGEST_MAX], struct berr *e)
 {
         const char *s = json_string_value(p);
-        if (!s || strncmp(s, BLOB_PREFIX, strlen(BLOB_PREFIX)) != 0)
-                return berr_setx(e, EPROTONOSUPPORT,
-                                 "manifest.json: path \"%s\" is not in blobs/sha256/ (the legacy docker save "
-                                 "layout is not supported)",
-                                 s ? s : "(not a string)");
+        if (!s)
+                return berr_setx(e, EINVAL, "manifest.json: a path is not a string");
+        if (strncmp(s, "./", 2) == 0)
+                s += 2;
+        if (!archive_path_ok(s))
+                return berr_setx(e, EINVAL, "manifest.json: unsafe path \"%s\" refused", s);
+        if (strncmp(s, BLOB_PREFIX, strlen(BLOB_PREFIX)) != 0)
+                return legacy_path(im, s, ret, e);
         snprintf(ret, CONTENT_DIGEST_MAX, "sha256:%s", s + strlen(BLOB_PREFIX));
         if (content_digest_check(ret, e) < 0)
                 return berr_prefix(e, "manifest.json");
         if (!set_has(&im->tar_blobs, ret))
                 return berr_setx(e, ENOENT, "manifest.json: \"%s\" is not in the archive", s);
         return 0;
+}
+
+/* The config's rootfs.diff_ids against the layers: as many, and an
+ * uncompressed layer's digest is its diff id (a compressed one's is
+ * checked when it is unpacked). A legacy layer.tar has no other check. */
+static int check_diff_ids(struct import *im, json_t *config, json_t *layers, struct berr *e)
+{
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        json_t *l;
+        size_t i;
+        const char *cdigest = json_string_value(config);
+        int r = content_read(im->cs, cdigest, META_MAX, &data, &len, e);
+        if (r < 0)
+                return berr_prefix(e, "config");
+        json_t *cfg = json_loadb(data, len, 0, NULL);
+        json_t *diffs = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+        if (!json_is_array(diffs))
+                r = berr_setx(e, EINVAL, "config %s has no rootfs.diff_ids", cdigest);
+        else if (json_array_size(diffs) != json_array_size(layers))
+                r = berr_setx(e, EINVAL, "config %s has %zu rootfs.diff_ids for %zu layers", cdigest,
+                              json_array_size(diffs), json_array_size(layers));
+        json_array_foreach(layers, i, l) {
+                if (r < 0)
+                        break;
+                const char *d = json_string_value(json_object_get(l, "digest"));
+                const char *want = json_string_value(json_array_get(diffs, i));
+                if (strcmp(json_string_value(json_object_get(l, "mediaType")), MEDIA_DOCKER_LAYER) == 0 &&
+                    (!want || strcmp(d, want) != 0))
+                        r = berr_setx(e, EBADMSG,
+                                      "layer %zu (%s) does not match rootfs.diff_ids[%zu] %s of config %s; refused",
+                                      i, d, i, want ? want : "(not a string)", cdigest);
+        }
+        json_decref(cfg);
+        return r;
 }
 
 /* A Docker schema 2 manifest for one manifest.json entry, stored. */
@@ -628,6 +850,9 @@ static int docker_manifest(struct import *im, json_t *ent, char ret[CONTENT_DIGE
                                               json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest", digest, "size",
                                                         (json_int_t) info.size));
         }
+        if (r >= 0)
+                r = check_diff_ids(im, json_object_get(json_object_get(m, "config"), "digest"),
+                                   json_object_get(m, "layers"), e);
         _cleanup_free_ char *s = r >= 0 ? json_dumps(m, JSON_COMPACT) : NULL;
         json_decref(m);
         if (r < 0)
@@ -724,9 +949,16 @@ int image_archive_import(struct image_store *is, struct content_store *cs, const
                 else
                         *ret_names = names;
         }
-        if (r < 0)
-                for (size_t i = 0; i < im.added.n; i++)
+        /* On failure every blob the import added goes, on success the
+         * legacy files manifest.json did not name (v1 metadata, strays). */
+        for (size_t i = 0; i < im.added.n; i++)
+                if (r < 0 || !set_has(&im.tar_blobs, im.added.v[i]))
                         content_delete(cs, im.added.v[i], NULL);
+        for (size_t i = 0; i < im.n_legacy; i++) {
+                free(im.legacy[i].path);
+                free(im.legacy[i].target);
+        }
+        free(im.legacy);
         for (size_t i = 0; i < n; i++)
                 free(v[i].d.media_type);
         free(v);

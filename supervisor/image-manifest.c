@@ -313,3 +313,18 @@ int image_index_select(const struct image_manifest *idx, const struct image_plat
         return berr_setx(e, ENOENT, "no manifest for platform %s in the index (it has: %s)",
                          image_platform_string(&want, w, sizeof(w)), n ? have : "none");
 }
+
+int image_chain_id(const char *parent, const char *diff_id, char ret[CONTENT_DIGEST_MAX])
+{
+        if (!parent) {
+                if (strlen(diff_id) >= CONTENT_DIGEST_MAX)
+                        return -EINVAL;
+                strcpy(ret, diff_id);
+                return 0;
+        }
+        _cleanup_free_ char *s = NULL;
+        int n = asprintf(&s, "%s %s", parent, diff_id);
+        if (n < 0)
+                return -ENOMEM;
+        return content_digest_of(s, (size_t) n, ret);
+}

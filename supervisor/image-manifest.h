@@ -73,3 +73,9 @@ char *image_platform_string(const struct image_platform *p, char *buf, size_t le
  * platforms the index has when none matches. */
 int image_index_select(const struct image_manifest *idx, const struct image_platform *want,
                        const struct image_descriptor **ret, struct berr *e);
+
+/* The OCI image spec's ChainID step: sha256("<parent> <diff_id>") as
+ * "sha256:<hex>"; parent NULL: diff_id. Here, in the light library, so
+ * that the daemon (svc-images.c, container-service.c) and the unpack share
+ * one implementation. */
+int image_chain_id(const char *parent, const char *diff_id, char ret[CONTENT_DIGEST_MAX]);

@@ -18,21 +18,6 @@
 
 #define CONFIG_MAX (8u << 20)
 
-int image_chain_id(const char *parent, const char *diff_id, char ret[CONTENT_DIGEST_MAX])
-{
-        if (!parent) {
-                if (strlen(diff_id) >= CONTENT_DIGEST_MAX)
-                        return -EINVAL;
-                strcpy(ret, diff_id);
-                return 0;
-        }
-        _cleanup_free_ char *s = NULL;
-        int n = asprintf(&s, "%s %s", parent, diff_id);
-        if (n < 0)
-                return -ENOMEM;
-        return content_digest_of(s, (size_t) n, ret);
-}
-
 void image_unpack_result_done(struct image_unpack_result *r)
 {
         free(r->chain_ids);

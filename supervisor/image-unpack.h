@@ -23,9 +23,6 @@ struct image_unpack_options {
         bool allow_devices;
 };
 
-/* sha256("<parent> <diff_id>") as "sha256:<hex>"; parent NULL: diff_id. */
-int image_chain_id(const char *parent, const char *diff_id, char ret[CONTENT_DIGEST_MAX]);
-
 /* manifest_digest names an image manifest in cs. */
 int image_unpack(struct content_store *cs, struct snapshot_overlay *sn, const char *manifest_digest,
                  const struct image_unpack_options *o, struct image_unpack_result *ret, struct berr *e);

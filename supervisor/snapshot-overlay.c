@@ -1,7 +1,8 @@
 /* The snapshotter (see snapshot-overlay.h). Each operation takes the lock,
  * loads snapshots.json, changes it and writes it back. The two modes share
  * all of that; they differ only in how a new snapshot's fs is filled and
- * how a snapshot is mounted (struct backend). */
+ * how a snapshot is mounted (struct snapshot_backend, snapshot-internal.h): the
+ * overlay mode's backend is here, the copy mode's in snapshot-copy.c. */
 #include "snapshot-overlay.h"
 
 #include <dirent.h>
@@ -11,7 +12,6 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <search.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -24,36 +24,14 @@
 #include "fs-util.h"
 #include "json-util.h"
 #include "log.h"
+#include "snapshot-internal.h"
 #include "time-util.h"
 
 /* the kernel copies at most a page of mount options */
 #define MOUNT_OPTIONS_MAX 4095
 #define META_MAX (64u << 20)
 
-struct meta;
-struct snapshot_overlay;
-
-/* What differs between the modes. */
-struct backend {
-        enum snapshot_mode mode;
-        bool workdir;           /* <id>/work is made */
-        /* fills fs, a new empty directory, from the committed parent's;
-         * NULL: a new snapshot starts empty */
-        int (*fill)(struct snapshot_overlay *sn, const struct snapshot_info *parent, const char *fs, struct berr *e);
-        int (*mounts)(struct snapshot_overlay *sn, struct meta *m, const struct snapshot_info *self,
-                      struct snapshot_mount *ret, struct berr *e);
-};
-
-static const struct backend overlay_backend, copy_backend;
-
-struct snapshot_overlay {
-        char *root;
-        char *snapshots;        /* <root>/snapshots */
-        char *meta;             /* <root>/meta/snapshots.json */
-        char *lock;             /* <root>/meta/snapshots.lock */
-        enum snapshot_mode mode; /* AUTO only while opening */
-        const struct backend *be;
-};
+static const struct snapshot_backend overlay_backend;
 
 static const char *const mode_names[] = {
         [SNAPSHOT_MODE_AUTO] = "auto",
@@ -179,13 +157,13 @@ void snapshot_mount_done(struct snapshot_mount *m)
 
 /* ---------- metadata ---------- */
 
-struct meta {
+struct snapshot_meta {
         int lockfd;
         json_t *doc;            /* {"next": N, "snapshots": {key: {...}}} */
         json_t *snaps;          /* borrowed from doc */
 };
 
-static void meta_done(struct meta *m)
+static void meta_done(struct snapshot_meta *m)
 {
         json_decref(m->doc);
         if (m->lockfd >= 0)
@@ -194,9 +172,9 @@ static void meta_done(struct meta *m)
         m->doc = NULL;
 }
 
-static int meta_load(struct snapshot_overlay *sn, struct meta *m, struct berr *e)
+static int meta_load(struct snapshot_overlay *sn, struct snapshot_meta *m, struct berr *e)
 {
-        *m = (struct meta) { .lockfd = -1 };
+        *m = (struct snapshot_meta) { .lockfd = -1 };
         m->lockfd = open(sn->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (m->lockfd < 0)
                 return berr_set(e, errno, "opening \"%s\"", sn->lock);
@@ -237,7 +215,7 @@ static int meta_load(struct snapshot_overlay *sn, struct meta *m, struct berr *e
         return r;
 }
 
-static int meta_save(struct snapshot_overlay *sn, struct meta *m, struct berr *e)
+static int meta_save(struct snapshot_overlay *sn, struct snapshot_meta *m, struct berr *e)
 {
         int r = json_write_atomic(sn->meta, m->doc, JSON_INDENT(2) | JSON_SORT_KEYS, 0600);
         return r < 0 ? berr_set(e, r, "writing \"%s\"", sn->meta) : 0;
@@ -306,7 +284,7 @@ out:
  * probe's answer; recorded when it was not. */
 static int choose_mode(struct snapshot_overlay *sn, enum snapshot_mode want, struct berr *e)
 {
-        struct meta m;
+        struct snapshot_meta m;
         int r = meta_load(sn, &m, e);
         if (r < 0)
                 return r;
@@ -336,7 +314,7 @@ static int choose_mode(struct snapshot_overlay *sn, enum snapshot_mode want, str
                 have = r ? SNAPSHOT_MODE_OVERLAY : SNAPSHOT_MODE_COPY;
         }
         sn->mode = have;
-        sn->be = have == SNAPSHOT_MODE_COPY ? &copy_backend : &overlay_backend;
+        sn->be = have == SNAPSHOT_MODE_COPY ? &snapshot_copy_backend : &overlay_backend;
         r = 0;
         if (!rec) {
                 if (json_object_set_new(m.doc, "mode", json_string(snapshot_mode_string(have))) < 0)
@@ -371,7 +349,7 @@ static int entry_info(const char *key, json_t *o, struct snapshot_info *ret, str
         return 0;
 }
 
-static int meta_get(struct meta *m, const char *key, struct snapshot_info *ret, struct berr *e)
+static int meta_get(struct snapshot_meta *m, const char *key, struct snapshot_info *ret, struct berr *e)
 {
         json_t *o = json_object_get(m->snaps, key);
         if (!json_is_object(o))
@@ -379,7 +357,7 @@ static int meta_get(struct meta *m, const char *key, struct snapshot_info *ret, 
         return entry_info(key, o, ret, e);
 }
 
-static char *id_dir(struct snapshot_overlay *sn, uint64_t id, const char *sub)
+char *snapshot_id_dir(struct snapshot_overlay *sn, uint64_t id, const char *sub)
 {
         char *p = NULL;
         if (asprintf(&p, "%s/%" PRIu64 "%s%s", sn->snapshots, id, sub ? "/" : "", sub ? sub : "") < 0)
@@ -389,8 +367,8 @@ static char *id_dir(struct snapshot_overlay *sn, uint64_t id, const char *sub)
 
 /* ---------- mounts ---------- */
 
-static int mount_set(struct snapshot_mount *m, const char *type, const char *source, const char *options,
-                     struct berr *e)
+int snapshot_mount_set(struct snapshot_mount *m, const char *type, const char *source, const char *options,
+                       struct berr *e)
 {
         m->type = strdup(type);
         m->source = strdup(source);
@@ -402,12 +380,12 @@ static int mount_set(struct snapshot_mount *m, const char *type, const char *sou
         return 0;
 }
 
-static int overlay_mounts(struct snapshot_overlay *sn, struct meta *m, const struct snapshot_info *selfp,
+static int overlay_mounts(struct snapshot_overlay *sn, struct snapshot_meta *m, const struct snapshot_info *selfp,
                           struct snapshot_mount *ret, struct berr *e)
 {
         const struct snapshot_info self = *selfp;
         const char *key = self.key;
-        _cleanup_free_ char *fs = id_dir(sn, self.id, "fs"), *work = id_dir(sn, self.id, "work");
+        _cleanup_free_ char *fs = snapshot_id_dir(sn, self.id, "fs"), *work = snapshot_id_dir(sn, self.id, "work");
         /* lowerdir: the nearest parent first */
         char *lower = strdup("");
         size_t n_lower = 0;
@@ -419,7 +397,7 @@ static int overlay_mounts(struct snapshot_overlay *sn, struct meta *m, const str
                 r = meta_get(m, parent, &p, e);
                 if (r < 0)
                         break;
-                _cleanup_free_ char *pfs = id_dir(sn, p.id, "fs");
+                _cleanup_free_ char *pfs = snapshot_id_dir(sn, p.id, "fs");
                 char *nl = NULL;
                 if (!pfs || asprintf(&nl, "%s%s%s", lower, n_lower ? ":" : "", pfs) < 0) {
                         r = berr_set(e, ENOMEM, "mount");
@@ -441,9 +419,9 @@ static int overlay_mounts(struct snapshot_overlay *sn, struct meta *m, const str
                 _cleanup_free_ char *opts = NULL;
                 bool view = self.kind == SNAPSHOT_VIEW;
                 if (n_lower == 0)
-                        r = mount_set(ret, "bind", fs, view ? "rbind,ro" : "rbind,rw", e);
+                        r = snapshot_mount_set(ret, "bind", fs, view ? "rbind,ro" : "rbind,rw", e);
                 else if (view && n_lower == 1)
-                        r = mount_set(ret, "bind", first_lower, "rbind,ro", e);
+                        r = snapshot_mount_set(ret, "bind", first_lower, "rbind,ro", e);
                 else if ((view ? asprintf(&opts, "lowerdir=%s", lower)
                                : asprintf(&opts, "workdir=%s,upperdir=%s,lowerdir=%s", work, fs, lower)) < 0)
                         r = berr_set(e, ENOMEM, "mount");
@@ -451,13 +429,13 @@ static int overlay_mounts(struct snapshot_overlay *sn, struct meta *m, const str
                         r = berr_setx(e, E2BIG, "snapshot \"%s\": %zu layers make overlay options longer than a page",
                                       key, n_lower);
                 else
-                        r = mount_set(ret, "overlay", "overlay", opts, e);
+                        r = snapshot_mount_set(ret, "overlay", "overlay", opts, e);
         }
         free(lower);
         return r;
 }
 
-static int meta_mounts(struct snapshot_overlay *sn, struct meta *m, const char *key, struct snapshot_mount *ret,
+static int meta_mounts(struct snapshot_overlay *sn, struct snapshot_meta *m, const char *key, struct snapshot_mount *ret,
                        struct berr *e)
 {
         struct snapshot_info self = { 0 };
@@ -469,295 +447,10 @@ static int meta_mounts(struct snapshot_overlay *sn, struct meta *m, const char *
         return r;
 }
 
-static const struct backend overlay_backend = {
+static const struct snapshot_backend overlay_backend = {
         .mode = SNAPSHOT_MODE_OVERLAY,
         .workdir = true,
         .mounts = overlay_mounts,
-};
-
-/* ---------- copy mode ---------- */
-
-struct copier {
-        int dst_root;
-        dev_t dev;              /* the source's filesystem: mounts inside are not copied */
-        bool owners;            /* chown (only root can give files away) */
-        void *links;            /* tsearch tree of struct seen_link: inodes with more than one link */
-        const char *src_top;    /* for messages */
-        char path[PATH_MAX];    /* of the entry being copied, relative to both tops */
-        struct berr *e;
-};
-
-struct seen_link {
-        dev_t dev;
-        ino_t ino;
-        char path[];            /* its copy, relative to dst_root */
-};
-
-static int link_cmp(const void *a, const void *b)
-{
-        const struct seen_link *x = a, *y = b;
-        if (x->dev != y->dev)
-                return x->dev < y->dev ? -1 : 1;
-        return x->ino < y->ino ? -1 : x->ino > y->ino;
-}
-
-static int copy_fail(struct copier *cp, int err, const char *what)
-{
-        return berr_set(cp->e, err, "copying \"%s/%s\": %s", cp->src_top, cp->path, what);
-}
-
-/* The xattrs of (fd or dirfd/name), trusted.overlay.* left out: they would
- * steer an overlay mount, and copies are never overlay layers. */
-static int copy_xattrs(struct copier *cp, int sfd, int sdir, int dfd, int ddir, const char *name)
-{
-        char sp[64 + NAME_MAX], dp[64 + NAME_MAX];
-        if (sfd < 0) {
-                snprintf(sp, sizeof(sp), "/proc/self/fd/%d/%s", sdir, name);
-                snprintf(dp, sizeof(dp), "/proc/self/fd/%d/%s", ddir, name);
-        }
-        ssize_t n = sfd >= 0 ? flistxattr(sfd, NULL, 0) : llistxattr(sp, NULL, 0);
-        if (n < 0 && (errno == ENOTSUP || errno == ENODATA))
-                return 0;
-        if (n < 0)
-                return copy_fail(cp, errno, "listing xattrs");
-        if (n == 0)
-                return 0;
-        _cleanup_free_ char *names = malloc((size_t) n);
-        _cleanup_free_ char *val = NULL;
-        if (!names)
-                return copy_fail(cp, ENOMEM, "xattrs");
-        n = sfd >= 0 ? flistxattr(sfd, names, (size_t) n) : llistxattr(sp, names, (size_t) n);
-        if (n < 0)
-                return copy_fail(cp, errno, "listing xattrs");
-        for (const char *k = names; k < names + n; k += strlen(k) + 1) {
-                if (strncmp(k, "trusted.overlay.", 16) == 0)
-                        continue;
-                ssize_t len = sfd >= 0 ? fgetxattr(sfd, k, NULL, 0) : lgetxattr(sp, k, NULL, 0);
-                if (len < 0 && errno == ENODATA)
-                        continue;
-                if (len < 0)
-                        return copy_fail(cp, errno, k);
-                free(val);
-                val = malloc(len ? (size_t) len : 1);
-                if (!val)
-                        return copy_fail(cp, ENOMEM, k);
-                len = sfd >= 0 ? fgetxattr(sfd, k, val, (size_t) len) : lgetxattr(sp, k, val, (size_t) len);
-                if (len < 0)
-                        return copy_fail(cp, errno, k);
-                int r = dfd >= 0 ? fsetxattr(dfd, k, val, (size_t) len, 0) : lsetxattr(dp, k, val, (size_t) len, 0);
-                if (r < 0 && (errno == ENOTSUP || (errno == EPERM && dfd < 0 && strncmp(k, "user.", 5) == 0))) {
-                        log_warn("copying \"%s/%s\": xattr %s not kept (ignored): %s", cp->src_top, cp->path, k,
-                                 strerror(errno));
-                        continue;
-                }
-                if (r < 0)
-                        return copy_fail(cp, errno, k);
-        }
-        return 0;
-}
-
-/* Owner, xattrs, mode, times of a copy: on fds, or by name in the
- * directories for what is not opened (symlinks, devices, FIFOs). The owner
- * first: chown clears set-id bits and file capabilities. */
-static int copy_meta(struct copier *cp, const struct stat *st, int sfd, int sdir, int dfd, int ddir, const char *name)
-{
-        if (cp->owners && (dfd >= 0 ? fchown(dfd, st->st_uid, st->st_gid)
-                                    : fchownat(ddir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW)) < 0)
-                return copy_fail(cp, errno, "chown");
-        int r = copy_xattrs(cp, sfd, sdir, dfd, ddir, name);
-        if (r < 0)
-                return r;
-        if (!S_ISLNK(st->st_mode) &&
-            (dfd >= 0 ? fchmod(dfd, st->st_mode & 07777) : fchmodat(ddir, name, st->st_mode & 07777, 0)) < 0)
-                return copy_fail(cp, errno, "chmod");
-        const struct timespec t[2] = { st->st_atim, st->st_mtim };
-        if ((dfd >= 0 ? futimens(dfd, t) : utimensat(ddir, name, t, AT_SYMLINK_NOFOLLOW)) < 0)
-                return copy_fail(cp, errno, "times");
-        return 0;
-}
-
-static int copy_data(int in, int out)
-{
-        bool plain = false;
-        for (;;) {
-                ssize_t n;
-                if (!plain) {
-                        n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
-                        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-                                plain = true;
-                                continue;
-                        }
-                } else {
-                        char buf[64 * 1024];
-                        n = read(in, buf, sizeof(buf));
-                        if (n > 0) {
-                                int r = fs_write_all(out, buf, (size_t) n);
-                                if (r < 0)
-                                        return r;
-                        }
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return 0;
-        }
-}
-
-/* A hardlink to the copy of an inode already copied: 1 when made, 0 when
- * the inode is new (then it is remembered under the current path). */
-static int copy_link(struct copier *cp, const struct stat *st, int ddir, const char *name)
-{
-        if (st->st_nlink < 2)
-                return 0;
-        struct seen_link key = { .dev = st->st_dev, .ino = st->st_ino };
-        struct seen_link **found = tfind(&key, &cp->links, link_cmp);
-        if (found) {
-                if (linkat(cp->dst_root, (*found)->path, ddir, name, 0) < 0)
-                        return copy_fail(cp, errno, "hardlink");
-                return 1;
-        }
-        size_t len = strlen(cp->path) + 1;
-        struct seen_link *l = malloc(sizeof(*l) + len);
-        if (!l)
-                return copy_fail(cp, ENOMEM, "hardlinks");
-        *l = key;
-        memcpy(l->path, cp->path, len);
-        struct seen_link **added = tsearch(l, &cp->links, link_cmp);
-        if (!added || *added != l) {
-                free(l);
-                return copy_fail(cp, ENOMEM, "hardlinks");
-        }
-        return 0;
-}
-
-static int copy_dir(struct copier *cp, int sfd, int dfd);
-
-static int copy_entry(struct copier *cp, int sdir, int ddir, const char *name)
-{
-        struct stat st;
-        if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return copy_fail(cp, errno, "stat");
-        if (st.st_dev != cp->dev) {
-                log_debug("copying \"%s/%s\": a mount point, not copied", cp->src_top, cp->path);
-                return 0;
-        }
-        if (S_ISSOCK(st.st_mode)) {
-                log_debug("copying \"%s/%s\": a socket, not copied", cp->src_top, cp->path);
-                return 0;
-        }
-        if (S_ISDIR(st.st_mode)) {
-                if (mkdirat(ddir, name, 0700) < 0)
-                        return copy_fail(cp, errno, "mkdir");
-                _cleanup_close_ int s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                _cleanup_close_ int d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (s < 0 || d < 0)
-                        return copy_fail(cp, errno, "open");
-                int r = copy_dir(cp, s, d);
-                /* mode and times after the children: they change the mtime,
-                 * and a read-only directory would refuse them */
-                return r < 0 ? r : copy_meta(cp, &st, s, -1, d, -1, NULL);
-        }
-        int r = copy_link(cp, &st, ddir, name);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        if (S_ISREG(st.st_mode)) {
-                _cleanup_close_ int s = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
-                if (s < 0)
-                        return copy_fail(cp, errno, "open");
-                _cleanup_close_ int d = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-                if (d < 0)
-                        return copy_fail(cp, errno, "create");
-                r = copy_data(s, d);
-                if (r < 0)
-                        return copy_fail(cp, -r, "data");
-                return copy_meta(cp, &st, s, -1, d, -1, NULL);
-        }
-        if (S_ISLNK(st.st_mode)) {
-                size_t cap = (size_t) st.st_size + 1;
-                _cleanup_free_ char *target = malloc(cap > PATH_MAX ? cap : PATH_MAX);
-                if (!target)
-                        return copy_fail(cp, ENOMEM, "readlink");
-                ssize_t n = readlinkat(sdir, name, target, cap > PATH_MAX ? cap : PATH_MAX);
-                if (n < 0)
-                        return copy_fail(cp, errno, "readlink");
-                if ((size_t) n >= (cap > PATH_MAX ? cap : PATH_MAX))
-                        return copy_fail(cp, ENAMETOOLONG, "readlink");
-                target[n] = '\0';
-                if (symlinkat(target, ddir, name) < 0)
-                        return copy_fail(cp, errno, "symlink");
-        } else if (mknodat(ddir, name, st.st_mode & S_IFMT, st.st_rdev) < 0) {
-                /* devices and FIFOs, never opened */
-                return copy_fail(cp, errno, "mknod");
-        }
-        return copy_meta(cp, &st, -1, sdir, -1, ddir, name);
-}
-
-static int copy_dir(struct copier *cp, int sfd, int dfd)
-{
-        int fd = dup(sfd);
-        if (fd < 0)
-                return copy_fail(cp, errno, "dup");
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return copy_fail(cp, errno, "opendir");
-        }
-        size_t base = strlen(cp->path);
-        struct dirent *de;
-        int r = 0;
-        while (r >= 0 && (errno = 0, de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                int n = snprintf(cp->path + base, sizeof(cp->path) - base, "%s%s", base ? "/" : "", de->d_name);
-                if (n < 0 || (size_t) n >= sizeof(cp->path) - base)
-                        r = copy_fail(cp, ENAMETOOLONG, "path");
-                else
-                        r = copy_entry(cp, dirfd(d), dfd, de->d_name);
-                cp->path[base] = '\0';
-        }
-        if (r >= 0 && errno != 0)
-                r = copy_fail(cp, errno, "readdir");
-        closedir(d);
-        return r;
-}
-
-/* fs (new, empty) becomes a copy of the parent's fs. */
-static int copy_fill(struct snapshot_overlay *sn, const struct snapshot_info *parent, const char *fs, struct berr *e)
-{
-        _cleanup_free_ char *src = id_dir(sn, parent->id, "fs");
-        if (!src)
-                return berr_set(e, ENOMEM, "snapshot");
-        _cleanup_close_ int sfd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        _cleanup_close_ int dfd = open(fs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        struct stat st;
-        if (sfd < 0 || fstat(sfd, &st) < 0)
-                return berr_set(e, errno, "snapshot \"%s\": \"%s\"", parent->key, src);
-        if (dfd < 0)
-                return berr_set(e, errno, "\"%s\"", fs);
-        struct copier cp = { .dst_root = dfd, .dev = st.st_dev, .owners = geteuid() == 0, .src_top = src, .e = e };
-        int r = copy_dir(&cp, sfd, dfd);
-        if (r >= 0)
-                r = copy_meta(&cp, &st, sfd, -1, dfd, -1, NULL);
-        tdestroy(cp.links, free);
-        return r;
-}
-
-static int copy_mounts(struct snapshot_overlay *sn, struct meta *m, const struct snapshot_info *self,
-                       struct snapshot_mount *ret, struct berr *e)
-{
-        (void) m;
-        _cleanup_free_ char *fs = id_dir(sn, self->id, "fs");
-        if (!fs)
-                return berr_set(e, ENOMEM, "mount");
-        return mount_set(ret, "bind", fs, self->kind == SNAPSHOT_VIEW ? "rbind,ro" : "rbind,rw", e);
-}
-
-static const struct backend copy_backend = {
-        .mode = SNAPSHOT_MODE_COPY,
-        .fill = copy_fill,
-        .mounts = copy_mounts,
 };
 
 /* ---------- operations ---------- */
@@ -765,7 +458,7 @@ static const struct backend copy_backend = {
 static int create(struct snapshot_overlay *sn, const char *key, const char *parent, enum snapshot_kind kind,
                   struct snapshot_mount *ret_mount, struct berr *e)
 {
-        struct meta m;
+        struct snapshot_meta m;
         struct snapshot_info p = { 0 };
         _cleanup_free_ char *dir = NULL, *fs = NULL, *work = NULL;
         int r = meta_load(sn, &m, e);
@@ -791,9 +484,9 @@ static int create(struct snapshot_overlay *sn, const char *key, const char *pare
                 }
         }
         json_int_t id = json_integer_value(json_object_get(m.doc, "next"));
-        dir = id_dir(sn, (uint64_t) id, NULL);
-        fs = id_dir(sn, (uint64_t) id, "fs");
-        work = id_dir(sn, (uint64_t) id, "work");
+        dir = snapshot_id_dir(sn, (uint64_t) id, NULL);
+        fs = snapshot_id_dir(sn, (uint64_t) id, "fs");
+        work = snapshot_id_dir(sn, (uint64_t) id, "work");
         char created[64];
         if (!dir || !fs || !work || !time_now_rfc3339_nano(created, sizeof(created))) {
                 r = berr_set(e, ENOMEM, "snapshot");
@@ -848,7 +541,7 @@ int snapshot_overlay_view(struct snapshot_overlay *sn, const char *key, const ch
 
 int snapshot_overlay_commit(struct snapshot_overlay *sn, const char *name, const char *key, struct berr *e)
 {
-        struct meta m;
+        struct snapshot_meta m;
         int r = meta_load(sn, &m, e);
         if (r < 0)
                 return r;
@@ -878,7 +571,7 @@ out:
 
 int snapshot_overlay_remove(struct snapshot_overlay *sn, const char *key, struct berr *e)
 {
-        struct meta m;
+        struct snapshot_meta m;
         struct snapshot_info self = { 0 };
         _cleanup_free_ char *dir = NULL;
         int r = meta_load(sn, &m, e);
@@ -902,7 +595,7 @@ int snapshot_overlay_remove(struct snapshot_overlay *sn, const char *key, struct
         r = meta_save(sn, &m, e);
         if (r < 0)
                 goto out;
-        dir = id_dir(sn, self.id, NULL);
+        dir = snapshot_id_dir(sn, self.id, NULL);
         if (!dir) {
                 r = berr_set(e, ENOMEM, "snapshot");
                 goto out;
@@ -918,7 +611,7 @@ out:
 
 int snapshot_overlay_stat(struct snapshot_overlay *sn, const char *key, struct snapshot_info *ret, struct berr *e)
 {
-        struct meta m;
+        struct snapshot_meta m;
         int r = meta_load(sn, &m, e);
         if (r < 0)
                 return r;
@@ -934,7 +627,7 @@ static int info_cmp(const void *a, const void *b)
 
 int snapshot_overlay_list(struct snapshot_overlay *sn, struct snapshot_info **ret, size_t *ret_n, struct berr *e)
 {
-        struct meta m;
+        struct snapshot_meta m;
         int r = meta_load(sn, &m, e);
         if (r < 0)
                 return r;
@@ -966,7 +659,7 @@ int snapshot_overlay_list(struct snapshot_overlay *sn, struct snapshot_info **re
 int snapshot_overlay_mounts(struct snapshot_overlay *sn, const char *key, struct snapshot_mount *ret,
                             struct berr *e)
 {
-        struct meta m;
+        struct snapshot_meta m;
         int r = meta_load(sn, &m, e);
         if (r < 0)
                 return r;
@@ -981,7 +674,7 @@ int snapshot_overlay_path(struct snapshot_overlay *sn, const char *key, char **r
         int r = snapshot_overlay_stat(sn, key, &i, e);
         if (r < 0)
                 return r;
-        char *p = id_dir(sn, i.id, "fs");
+        char *p = snapshot_id_dir(sn, i.id, "fs");
         snapshot_info_done(&i);
         if (!p)
                 return berr_set(e, ENOMEM, "snapshot");

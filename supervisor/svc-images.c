@@ -18,8 +18,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <mbedtls/sha256.h>
-#include <mbedtls/version.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -36,7 +34,6 @@
 #include "image-manifest.h"
 #include "image-reference.h"
 #include "image-store.h"
-#include "image-unpack.h"
 #include "json-util.h"
 #include "log.h"
 #include "time-util.h"
@@ -117,40 +114,6 @@ static int parse_platform(const Berth__Supervisor__Platform *p, struct image_pla
 static char *rfc3339(const struct timespec *ts, char *buf, size_t len)
 {
         return time_rfc3339_nano(ts, buf, len);
-}
-
-/* image-unpack.c's image_chain_id, for the daemon (config_chain_ids and
- * container-service.c): that module applies layers, and linking it would
- * bring libarchive, zlib and zstd into the daemon. The sum is mbed TLS's
- * (mapped for nng already), not content_digest_of's: OpenSSL's first
- * digest initialises its providers, and ~2 MB of libcrypto stay resident. */
-int image_chain_id(const char *parent, const char *diff_id, char ret[CONTENT_DIGEST_MAX])
-{
-        static const char hex[] = "0123456789abcdef";
-        unsigned char md[32];
-        if (!parent) {
-                if (strlen(diff_id) >= CONTENT_DIGEST_MAX)
-                        return -EINVAL;
-                strcpy(ret, diff_id);
-                return 0;
-        }
-        _cleanup_free_ char *s = NULL;
-        int n = asprintf(&s, "%s %s", parent, diff_id);
-        if (n < 0)
-                return -ENOMEM;
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-        if (mbedtls_sha256((const unsigned char *) s, (size_t) n, md, 0) != 0)
-#else
-        if (mbedtls_sha256_ret((const unsigned char *) s, (size_t) n, md, 0) != 0)
-#endif
-                return -EIO;
-        memcpy(ret, "sha256:", 7);
-        for (size_t i = 0; i < sizeof(md); i++) {
-                ret[7 + 2 * i] = hex[md[i] >> 4];
-                ret[8 + 2 * i] = hex[md[i] & 15];
-        }
-        ret[7 + 2 * sizeof(md)] = '\0';
-        return 0;
 }
 
 /* The chain ids of an image config's rootfs.diff_ids. */
@@ -326,7 +289,11 @@ static int worker_run(struct supervisor *s, const char *mode, json_t *job, worke
         in_w = in[1];
         out_r = out[0];
 
-        char *argv[] = { s->fetch_binary, "--root", s->data_root, "worker", (char *) mode, "--job-json", "-", NULL };
+        /* the snapshotter's mode on the command line: it wins over a
+         * $BERTH_SNAPSHOTTER the worker would inherit */
+        char *argv[] = { s->fetch_binary, "--root", s->data_root, "--snapshotter",
+                         (char *) snapshot_mode_string(s->snapshotter), "worker", (char *) mode, "--job-json", "-",
+                         NULL };
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t at;
         sigset_t none, dfl;

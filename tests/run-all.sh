@@ -66,6 +66,17 @@ pytest_suite supervisor tests/supervisor
 # berth-engine: the docker CLI and docker-py against the whole stack
 pytest_suite engine tests/engine
 
+# the Debian package, installed into a clean root, runs hello-world
+# (built from a build without sanitizers: the package ships release binaries)
+PKG_BUILD=${BUILD}-pkg
+if [ ! -f "$PKG_BUILD/build.ninja" ]; then
+    meson setup "$PKG_BUILD" -Dwerror=true -Dsanitize=false -Dtests=false >/dev/null || exit 1
+fi
+ninja -C "$PKG_BUILD" >/dev/null || exit 1
+export BERTH_BUILD="$PWD/$PKG_BUILD"
+pytest_suite packaging tests/packaging
+export BERTH_BUILD="$PWD/$BUILD"
+
 # ocirun under the real peers: containerd, dockerd, podman
 pytest_suite dropin tests/dropin
 

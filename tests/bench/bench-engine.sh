@@ -45,6 +45,8 @@ reg_pid="" sup_pid="" eng_pid=""
 created_dirs=()
 for d in "${bench_dockerd_host_dirs[@]}"; do [ -e "$d" ] || created_dirs+=("$d"); done
 br=$tmp/berth
+# the exec root holds the shims' unix sockets (108 bytes at most): short
+brun=$(mktemp -d /tmp/bbe.XXXXXX)
 
 # shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
@@ -52,15 +54,16 @@ cleanup() {
     if [ -n "$eng_pid" ]; then berth_cli rm -f $(berth_cli ps -aq) >/dev/null 2>&1; fi
     bench_dockerd_stop
     for p in $eng_pid $sup_pid $reg_pid; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    for p in $(pgrep -f -- "$br/" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+    for p in $(pgrep -f -- "$brun/" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
     grep -F " $tmp/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
     for d in "${created_dirs[@]}"; do rmdir "$d" 2>/dev/null; done
-    rm -rf --one-file-system "$tmp"
+    grep -F " $brun/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
+    rm -rf --one-file-system "$tmp" "$brun"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-berth_cli() { DOCKER_CONFIG=$br/cli "$DOCKER_CLI" -H "unix://$br/run/engine.sock" "$@"; }
+berth_cli() { DOCKER_CONFIG=$br/cli "$DOCKER_CLI" -H "unix://$brun/engine.sock" "$@"; }
 
 # --- the registry and the image ----------------------------------------------
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -92,11 +95,11 @@ img=$host/busybox:latest
 
 # --- both daemons ------------------------------------------------------------
 mkdir -p "$br/cli"
-"$BUILD/supervisor/berth-supervisor" --root "$br/root" --exec-root "$br/run" --shim "$BUILD/shim/berth-shim" \
+"$BUILD/supervisor/berth-supervisor" --root "$br/root" --exec-root "$brun" --shim "$BUILD/shim/berth-shim" \
     --runtime "$BUILD/ocirun/ocirun" >"$br/supervisor.log" 2>&1 &
 sup_pid=$!
-for _ in $(seq 200); do [ -S "$br/run/supervisor.sock" ] && break; sleep 0.02; done
-"$BUILD/engine/berth-engine" --data-root "$br/root" --exec-root "$br/run" -H "unix://$br/run/engine.sock" \
+for _ in $(seq 200); do [ -S "$brun/supervisor.sock" ] && break; sleep 0.02; done
+"$BUILD/engine/berth-engine" --data-root "$br/root" --exec-root "$brun" -H "unix://$brun/engine.sock" \
     --log-level warn >"$br/engine.log" 2>&1 &
 eng_pid=$!
 for _ in $(seq 200); do berth_cli version >/dev/null 2>&1 && break; sleep 0.05; done
@@ -117,11 +120,11 @@ rss_docker=$(bench_rss_kb "$dk_pid" $ctd)
 
 # --- 2. run --rm -----------------------------------------------------------------
 hyperfine --style none --warmup 3 --runs "$RUNS" --export-json "$tmp/run.json" \
-    -n berth "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$br/run/engine.sock run --rm --network none $img true" \
+    -n berth "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$brun/engine.sock run --rm --network none $img true" \
     -n dockerd "DOCKER_CONFIG=$dk/cli $DOCKER_CLI -H unix://$dk/docker.sock run --rm --network none $img true" \
     >/dev/null
 hyperfine --style none --warmup 3 --runs "$RUNS" --export-json "$tmp/version.json" \
-    -n version "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$br/run/engine.sock version" >/dev/null
+    -n version "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$brun/engine.sock version" >/dev/null
 
 # --- 3. N x run -d, then rm -f ------------------------------------------------------
 detached() { # cli-function -> "start_s rm_s"
@@ -138,12 +141,12 @@ read -r b_start b_rm < <(detached berth_cli)
 read -r d_start d_rm < <(detached dockerd_cli)
 
 # --- 4. ps with PS_N containers -----------------------------------------------------
-seq "$PS_N" | xargs -P 4 -I{} env DOCKER_CONFIG="$br/cli" "$DOCKER_CLI" -H "unix://$br/run/engine.sock" \
+seq "$PS_N" | xargs -P 4 -I{} env DOCKER_CONFIG="$br/cli" "$DOCKER_CLI" -H "unix://$brun/engine.sock" \
     create --network none "$img" true >/dev/null
 seq "$PS_N" | xargs -P 4 -I{} env DOCKER_CONFIG="$dk/cli" "$DOCKER_CLI" -H "unix://$dk/docker.sock" \
     create --network none "$img" true >/dev/null
 hyperfine --style none --warmup 2 --runs 10 --export-json "$tmp/ps.json" \
-    -n berth "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$br/run/engine.sock ps -a" \
+    -n berth "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$brun/engine.sock ps -a" \
     -n dockerd "DOCKER_CONFIG=$dk/cli $DOCKER_CLI -H unix://$dk/docker.sock ps -a" >/dev/null
 
 "$PY" - "$tmp" "$rss_berth" "$rss_docker" "$b_start" "$b_rm" "$d_start" "$d_rm" "$N_DETACHED" "$PS_N" <<'PYEOF'

@@ -340,3 +340,74 @@ def test_save_load(stack, tmp_path):
     assert "Loaded image: berth-test/saved:1" in p.stdout
     assert stack.docker("run", "--rm", "berth-test/saved:1", "echo", "loaded").stdout == "loaded\n"
     stack.docker("rmi", "berth-test/saved:1")
+
+
+def test_seccomp_default_unconfined_and_profile(stack, tmp_path):
+    # Docker's default profile refuses unshare; unconfined lets it through
+    p = stack.docker("run", "--rm", stack.image, "sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true",
+                     check=False)
+    assert "Seccomp:\t2" in p.stdout and p.returncode != 0
+    p = stack.docker("run", "--rm", "--security-opt", "seccomp=unconfined", stack.image, "sh", "-c",
+                     "grep Seccomp: /proc/self/status; unshare -U true")
+    assert "Seccomp:\t0" in p.stdout
+    prof = tmp_path / "p.json"
+    prof.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW",
+                                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    p = stack.docker("run", "--rm", "--security-opt", f"seccomp={prof}", stack.image, "sh", "-c",
+                     "mkdir /tmp/x && echo made || echo refused")
+    assert p.stdout == "refused\n"
+    p = stack.docker("run", "--rm", "--security-opt", "seccomp=/no/such/file", stack.image, "true", check=False)
+    assert p.returncode != 0
+
+
+def test_rmi_conflict_with_container(stack, name):
+    stack.docker("tag", stack.image, "berth-test/inuse:1")
+    stack.docker("create", "--name", name, "berth-test/inuse:1", "true")
+    # another name remains: untagging one is fine
+    stack.docker("tag", "berth-test/inuse:1", "berth-test/inuse:2")
+    stack.docker("rmi", "berth-test/inuse:2")
+    # the image's last names while a container uses it: refused without -f
+    stack.docker("rmi", "berth-test/inuse:1")  # stack.image still names it
+    stack.docker("tag", stack.image, "berth-test/inuse:3")
+    stack.docker("rm", name)
+    stack.docker("create", "--name", name, "berth-test/inuse:3", "true")
+    img_id = stack.inspect(name)["Image"]
+    p = stack.docker("rmi", img_id, check=False)
+    assert p.returncode != 0 and ("must be forced" in p.stderr or "is using its referenced image" in p.stderr)
+    stack.docker("rm", name)
+    stack.docker("rmi", "berth-test/inuse:3")
+
+
+def test_run_it_under_pty(stack):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(stack.env())
+        os.execv("/usr/bin/docker", ["docker", "run", "-it", "--rm", stack.image, "sh"])
+    out = b""
+    sent = False
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        if not sent and b"#" in out:
+            os.write(fd, b'echo hel""lo\rexit 5\r')
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 5, out
+    assert b"hello" in out
+
+
+def test_bad_flags(stack):
+    p = stack.docker("run", "--rm", "--memory", "1k", stack.image, "true", check=False)
+    assert p.returncode == 125 and ("Minimum memory limit" in p.stderr or "minimum" in p.stderr.lower())
+    p = stack.docker("run", "--rm", "--cap-add", "NOT_A_CAP", stack.image, "true", check=False)
+    assert p.returncode == 125 and "capability" in p.stderr.lower()
+    p = stack.docker("run", "--rm", "--security-opt", "nonsense", stack.image, "true", check=False)
+    assert p.returncode == 125

@@ -556,3 +556,24 @@ def busybox(task_supervisor, task_image):
     ref = task_image
     task_supervisor.ctr("images", "pull", ref, timeout=120)
     return ref
+
+
+@pytest.fixture
+def copy_task_supervisor(supervisor_bin, ctr_bin, task_runtime, monkeypatch):
+    """task_supervisor with --snapshotter copy, started with
+    BERTH_SNAPSHOTTER=overlay in its environment: the option must win over
+    the variable in the daemon and in the berth-fetch workers it runs."""
+    monkeypatch.setenv("BERTH_SNAPSHOTTER", "overlay")
+    base = tempfile.mkdtemp(prefix="bsc-", dir="/tmp")
+    sv = Supervisor(supervisor_bin, ctr_bin, base, extra=["--runtime", task_runtime, "--snapshotter", "copy"])
+    sv.start()
+    yield sv
+    try:
+        if sv.proc and sv.proc.poll() is None:
+            rc = sv.stop()
+            assert rc == 0, f"berth-supervisor exited {rc} on SIGTERM:\n{sv.log_text()}"
+        sv.check_sanitizers()
+    finally:
+        _teardown_tasks(sv)
+        subprocess.run(["umount", "-R", "-q", str(sv.root)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)

@@ -232,6 +232,43 @@ static void test_one_writer(void **state)
         content_writer_close(w1, false);
 }
 
+/* A writer without an expected digest (legacy docker save layers): the
+ * blob goes in under the digest of its bytes; one already there is
+ * reported (1) and not written again; its ingest never stays. */
+static void test_unknown_digest(void **state)
+{
+        struct fixture *f = *state;
+        struct berr e = { 0 };
+        struct content_writer *w = NULL, *w2 = NULL;
+        _cleanup_free_ char *ingest = ingest_dir(f), *blobs = blobs_dir(f);
+
+        assert_int_equal(content_writer_open(f->cs, NULL, -1, &w, &e), 0);
+        assert_int_equal(content_writer_open(f->cs, NULL, -1, &w2, &e), 0); /* each its own ingest */
+        assert_int_equal(unit_count_entries(ingest), 2);
+        assert_null(content_writer_digest(w));
+        assert_int_equal(content_writer_write(w, "hello ", 6, &e), 0);
+        assert_int_equal(content_writer_write(w, "world\n", 6, &e), 0);
+        assert_int_equal(content_writer_commit(w, &e), 0);
+        assert_string_equal(content_writer_digest(w), HELLO_DIGEST);
+        content_writer_close(w, false);
+        struct content_info info;
+        assert_int_equal(content_info(f->cs, HELLO_DIGEST, &info, &e), 0);
+        assert_int_equal(info.size, strlen(HELLO));
+        /* the same bytes again: already there */
+        assert_int_equal(content_writer_write(w2, HELLO, strlen(HELLO), &e), 0);
+        assert_int_equal(content_writer_commit(w2, &e), 1);
+        assert_string_equal(content_writer_digest(w2), HELLO_DIGEST);
+        content_writer_close(w2, false);
+        assert_int_equal(unit_count_entries(ingest), 0);
+        assert_int_equal(unit_count_entries(blobs), 1);
+        /* an unfinished one is dropped even without discard */
+        assert_int_equal(content_writer_open(f->cs, NULL, 3, &w, &e), 0);
+        assert_int_equal(content_writer_write(w, "abcd", 4, &e), -EFBIG);
+        content_writer_close(w, false);
+        assert_int_equal(unit_count_entries(ingest), 0);
+        assert_int_equal(unit_count_entries(blobs), 1);
+}
+
 static void test_list_delete(void **state)
 {
         struct fixture *f = *state;
@@ -280,6 +317,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_resume_reset, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_one_writer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_list_delete, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unknown_digest, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -172,12 +172,33 @@ static void test_platform_parse(void **state)
         assert_int_equal(image_platform_parse("linux/arm/", &p, NULL), -EINVAL);
 }
 
+/* The OCI ChainID: the first layer's diff id, then sha256("<parent> <diff id>"). */
+static void test_chain_id(void **state)
+{
+        (void) state;
+        char a[CONTENT_DIGEST_MAX], chain[CONTENT_DIGEST_MAX];
+        snprintf(a, sizeof(a), "sha256:%064d", 0);
+        memset(a + 7, 'a', 64);
+        assert_int_equal(image_chain_id(NULL, a, chain), 0);
+        assert_string_equal(chain, a);
+        char b[CONTENT_DIGEST_MAX];
+        memcpy(b, a, sizeof(b));
+        memset(b + 7, 'b', 64);
+        assert_int_equal(image_chain_id(a, b, chain), 0);
+        assert_string_equal(chain, "sha256:ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c");
+        char big[2 * CONTENT_DIGEST_MAX];
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_int_equal(image_chain_id(NULL, big, chain), -EINVAL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_image_manifests), cmocka_unit_test(test_index),
                 cmocka_unit_test(test_schema1_refused), cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_platform_parse),
+                cmocka_unit_test(test_chain_id),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

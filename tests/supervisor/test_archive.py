@@ -2,8 +2,12 @@
 Round trips through a fresh root, the dual-format tarball of
 tests/dropin/mkimage.py, Docker's manifest.json alone, corrupt and
 inconsistent archives refused with nothing recorded, and skopeo reading
-what we export."""
+what we export. The legacy docker save layout (<id>/layer.tar, as Docker
+20.10 and skopeo's docker-archive: write it) imported by berth-fetch and
+the daemon, unpacked and compared file by file; layers that do not match
+the config's diff_ids and unsafe paths refused."""
 
+import hashlib
 import io
 import json
 import os
@@ -13,10 +17,12 @@ import tarfile
 
 import pytest
 
+import ocilayout
 from conftest import REPO, Fetch
 
 MKIMAGE = REPO / "tests/dropin/mkimage.py"
 MK_REPO = "localhost/berth-busybox"
+BUSYBOX_BIN = "/bin/busybox"
 
 
 def images_ls(fetch):
@@ -245,3 +251,290 @@ def test_skopeo_reads_export(registry, images, fetch, tmp_path):
     assert p.returncode == 0, p.stderr
     assert "sha256:" + json.loads(p.stdout)["rootfs"]["diff_ids"][0].split(":")[1] == \
         json.loads(fetch.check_blob(images.multi.config))["rootfs"]["diff_ids"][0]
+
+
+# ---------- the legacy docker save layout (Docker 20.10, skopeo's docker-archive:) ----------
+
+LEGACY_REF = "localhost/legacy:v1"
+
+
+class Legacy:
+    """A legacy tarball written by skopeo, and what went into it."""
+
+
+@pytest.fixture(scope="module")
+def legacy(tmp_path_factory):
+    if not shutil.which("skopeo"):
+        pytest.skip("skopeo is not installed")
+    d = tmp_path_factory.mktemp("legacy")
+    lay = ocilayout.Layout(str(d / "layout"))
+    lg = Legacy()
+    lg.tars = [ocilayout.busybox_tar(), ocilayout.random_tar("two"), ocilayout.random_tar("three", 300000)]
+    # skopeo's docker-archive: cannot hold zstd; it writes the layers uncompressed
+    ocilayout.single(lay, "legacy", [(t, "gzip") for t in lg.tars])
+    lg.diff_ids = [ocilayout.sha256(t) for t in lg.tars]
+    lg.path = d / "legacy.tar"
+    subprocess.run(["skopeo", "copy", "--insecure-policy", f"oci:{d / 'layout'}:legacy",
+                    f"docker-archive:{lg.path}:{LEGACY_REF}"], check=True, capture_output=True, timeout=120)
+    lg.files = members(lg.path)
+    lg.manifest = json.loads(lg.files["manifest.json"])
+    assert not [n for n in lg.files if n.startswith("blobs/")], "skopeo wrote the new layout"
+    return lg
+
+
+def docker2010_tar(out, tars, tags, shared=None):
+    """A tarball as Debian's dockerd 20.10 `docker save` writes it: <id>/layer.tar
+    (regular files, uncompressed), <id>/json, <id>/VERSION, <config hex>.json,
+    manifest.json, repositories. shared: a second image (tags) on the same first
+    layer, whose <id>/layer.tar is a symlink to the first one's, as Docker makes it."""
+    def cfg_for(ts):
+        return json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                           "rootfs": {"type": "layers", "diff_ids": [ocilayout.sha256(t) for t in ts]}}).encode()
+
+    entries, manifest = [], []
+    cfg = cfg_for(tars)
+    ids = [hashlib.sha256(b"id" + t).hexdigest() for t in tars]
+    for i, t in zip(ids, tars):
+        entries += [(i, None), (f"{i}/VERSION", b"1.0"), (f"{i}/json", b"{}"), (f"{i}/layer.tar", t)]
+    entries.append((hashlib.sha256(cfg).hexdigest() + ".json", cfg))
+    manifest.append({"Config": hashlib.sha256(cfg).hexdigest() + ".json", "RepoTags": tags,
+                     "Layers": [f"{i}/layer.tar" for i in ids]})
+    if shared:
+        scfg = cfg_for(tars[:1])
+        sid = hashlib.sha256(b"shared").hexdigest()
+        entries += [(sid, None), (f"{sid}/layer.tar", ("link", f"../{ids[0]}/layer.tar"))]
+        entries.append((hashlib.sha256(scfg).hexdigest() + ".json", scfg))
+        manifest.append({"Config": hashlib.sha256(scfg).hexdigest() + ".json", "RepoTags": shared,
+                         "Layers": [f"{sid}/layer.tar"]})
+    entries.append(("manifest.json", json.dumps(manifest).encode()))
+    entries.append(("repositories", b"{}"))
+    with tarfile.open(out, "w") as t:
+        for name, data in entries:
+            ti = tarfile.TarInfo(name)
+            if data is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(ti)
+            elif isinstance(data, tuple):
+                ti.type, ti.linkname = tarfile.SYMTYPE, data[1]
+                t.addfile(ti)
+            else:
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+    return out
+
+
+def mounted_image(root, top, mnt):
+    """Mounts the snapshot chain ending in top read-only on mnt (overlay of
+    every layer's fs, or a bind mount of the copy snapshotter's full tree)."""
+    meta = json.loads((root / "supervisor/meta/snapshots.json").read_text())
+    snaps = meta["snapshots"]
+    fs, key = [], top
+    while key:
+        fs.append(str(root / "supervisor/snapshots" / str(snaps[key]["id"]) / "fs"))
+        key = snaps[key].get("parent")
+    mnt.mkdir(exist_ok=True)
+    if meta.get("mode") == "copy" or len(fs) == 1:
+        subprocess.run(["mount", "--bind", "-o", "ro", fs[0], str(mnt)], check=True)
+    else:
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", "ro,lowerdir=" + ":".join(fs), str(mnt)],
+                       check=True)
+    return mnt
+
+
+def check_tree(mnt, tars):
+    """Every file of the layer tars is in the mounted tree, with its bytes."""
+    want = {}
+    for t in tars:
+        with tarfile.open(fileobj=io.BytesIO(t)) as tf:
+            for m in tf.getmembers():
+                want[m.name] = ("file", tf.extractfile(m).read()) if m.isfile() else \
+                    ("link", m.linkname) if m.issym() else ("dir", None)
+    for name, (kind, data) in want.items():
+        p = mnt / name
+        if kind == "file":
+            assert p.read_bytes() == data, name
+        elif kind == "link":
+            assert os.readlink(p) == data, name
+        else:
+            assert p.is_dir(), name
+
+
+def fetch_unpack(fetch, name):
+    p = fetch.run("images", "unpack", name, check=True)
+    return [line.split(" ", 1)[1] for line in p.stdout.splitlines() if line.startswith("chain ")]
+
+
+def test_import_legacy_skopeo(legacy, fetch):
+    assert all("/" not in p for p in legacy.manifest[0]["Layers"])  # <hex>.tar, linked from <id>/layer.tar
+    assert import_ok(fetch, legacy.path) == [LEGACY_REF]
+    insp = json.loads(fetch.run("images", "inspect", LEGACY_REF, check=True).stdout)
+    assert insp["target"]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert insp["layers"] == legacy.diff_ids and insp["diff_ids"] == legacy.diff_ids
+    assert insp["config"] == "sha256:" + legacy.manifest[0]["Config"].split(".")[0]
+    manifest = json.loads(fetch.check_blob(insp["manifest"]))
+    assert [lay["mediaType"] for lay in manifest["layers"]] == ["application/vnd.docker.image.rootfs.diff.tar"] * 3
+    assert manifest["config"]["mediaType"] == "application/vnd.docker.container.image.v1+json"
+    # only what the image needs is kept (no v1 <id>/json, VERSION, repositories)
+    assert sorted(fetch.stored()) == sorted([insp["manifest"], insp["config"], *legacy.diff_ids])
+    for d in fetch.stored():
+        fetch.check_blob(d)
+    assert not fetch.ingest.exists() or not any(fetch.ingest.iterdir())
+    # again: nothing changes
+    assert import_ok(fetch, legacy.path) == [LEGACY_REF]
+    assert sorted(fetch.stored()) == sorted([insp["manifest"], insp["config"], *legacy.diff_ids])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (snapshots, mounts)")
+def test_import_legacy_unpacks(legacy, fetch, tmp_path):
+    import_ok(fetch, legacy.path)
+    chain = fetch_unpack(fetch, LEGACY_REF)
+    assert chain[0] == legacy.diff_ids[0] and len(chain) == 3
+    mnt = mounted_image(fetch.root, chain[-1], tmp_path / "mnt")
+    try:
+        check_tree(mnt, legacy.tars)
+        with open(BUSYBOX_BIN, "rb") as f:
+            assert (mnt / "bin/busybox").read_bytes() == f.read()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (snapshots, mounts)")
+def test_import_docker2010_layout_with_shared_layer(legacy, fetch, tmp_path):
+    out = docker2010_tar(tmp_path / "d20.tar", legacy.tars[:2], ["legacy:a"], shared=["legacy:shared"])
+    assert import_ok(fetch, out) == ["docker.io/library/legacy:a", "docker.io/library/legacy:shared"]
+    a = json.loads(fetch.run("images", "inspect", "legacy:a", check=True).stdout)
+    s = json.loads(fetch.run("images", "inspect", "legacy:shared", check=True).stdout)
+    assert a["layers"] == legacy.diff_ids[:2] and s["layers"] == legacy.diff_ids[:1]
+    chain = fetch_unpack(fetch, "legacy:a")
+    mnt = mounted_image(fetch.root, chain[-1], tmp_path / "mnt")
+    try:
+        check_tree(mnt, legacy.tars[:2])
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_import_legacy_links_followed(legacy, fetch, tmp_path):
+    """manifest.json naming <id>/layer.tar, a symlink to ../<hex>.tar (as skopeo writes them)."""
+    links = {}
+    with tarfile.open(legacy.path) as t:
+        for m in t.getmembers():
+            if m.issym():
+                links[m.linkname.rsplit("/", 1)[1]] = m.name
+    out = tmp_path / "links.tar"
+
+    def change(name, data):
+        if name == "manifest.json":
+            dm = json.loads(data)
+            dm[0]["Layers"] = [links[p] for p in dm[0]["Layers"]]
+            return json.dumps(dm).encode()
+        return data
+    rewrite(legacy.path, out, change)
+    assert import_ok(fetch, out) == [LEGACY_REF]
+    insp = json.loads(fetch.run("images", "inspect", LEGACY_REF, check=True).stdout)
+    assert insp["layers"] == legacy.diff_ids
+
+
+def test_import_legacy_diff_id_mismatch_refused(legacy, fetch, tmp_path):
+    """A layer that is not the one the config's diff_ids name: refused, nothing recorded."""
+    out = tmp_path / "mismatch.tar"
+    first = legacy.manifest[0]["Layers"][1]
+
+    def change(name, data):
+        if name == first:
+            return ocilayout.random_tar("other")
+        return data
+    rewrite(legacy.path, out, change)
+    p = fetch.run("images", "import", str(out), check=False)
+    assert p.returncode == 1 and p.stderr.startswith("supervisor: "), p.stderr
+    assert "diff_ids[1]" in p.stderr and legacy.diff_ids[1] in p.stderr, p.stderr
+    assert_nothing_recorded(fetch)
+    # Docker 20.10's layout: the same
+    out = docker2010_tar(tmp_path / "d20.tar", [legacy.tars[0], ocilayout.random_tar("x")], ["legacy:bad"])
+    cfgs = [n for n in members(out) if n.endswith(".json") and n != "manifest.json"]
+    bad = tmp_path / "d20-bad.tar"
+    rewrite(out, bad, lambda name, data: ocilayout.random_tar("y") if name.endswith("layer.tar") and
+            data != legacy.tars[0] else data)
+    p = fetch.run("images", "import", str(bad), check=False)
+    assert p.returncode == 1 and "diff_ids[1]" in p.stderr, p.stderr
+    assert_nothing_recorded(fetch)
+    assert cfgs
+
+
+@pytest.mark.parametrize("path", ["../x.tar", "/etc/passwd", "a/../../b.tar", "./../y.tar", "a//b.tar"])
+def test_import_legacy_unsafe_paths_refused(legacy, fetch, tmp_path, path):
+    out = tmp_path / "unsafe.tar"
+
+    def change(name, data):
+        if name == "manifest.json":
+            dm = json.loads(data)
+            dm[0]["Layers"][0] = path
+            return json.dumps(dm).encode()
+        return data
+    rewrite(legacy.path, out, change)
+    p = fetch.run("images", "import", str(out), check=False)
+    assert p.returncode == 1 and "unsafe path" in p.stderr, p.stderr
+    assert_nothing_recorded(fetch)
+
+
+def test_import_legacy_link_out_of_archive_refused(legacy, fetch, tmp_path):
+    out = tmp_path / "link.tar"
+    with tarfile.open(legacy.path) as tin, tarfile.open(out, "w") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isfile() else None
+            if m.name == "manifest.json":
+                dm = json.loads(data)
+                dm[0]["Layers"][0] = "evil/layer.tar"
+                data = json.dumps(dm).encode()
+                m.size = len(data)
+            tout.addfile(m, io.BytesIO(data) if data is not None else None)
+        ti = tarfile.TarInfo("evil/layer.tar")
+        ti.type, ti.linkname = tarfile.SYMTYPE, "../../outside.tar"
+        tout.addfile(ti)
+    p = fetch.run("images", "import", str(out), check=False)
+    assert p.returncode == 1 and "out of the archive" in p.stderr, p.stderr
+    assert_nothing_recorded(fetch)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="berth-supervisor runs as root only")
+def test_daemon_imports_legacy(legacy, supervisor, tmp_path):
+    out = supervisor.ctr("images", "import", str(legacy.path)).stdout
+    assert out.strip() == f"imported {LEGACY_REF}"
+    got = json.loads(supervisor.ctr("--json", "images", "ls").stdout)["images"]
+    assert [i["name"] for i in got] == [LEGACY_REF]
+    im = got[0]
+    assert im["unpacked"] is True
+    assert im["target"]["media_type"] == "application/vnd.docker.distribution.manifest.v2+json"
+    mnt = mounted_image(supervisor.root, im["chain_ids"][-1], tmp_path / "mnt")
+    try:
+        check_tree(mnt, legacy.tars)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    # a mismatching layer: refused, nothing added
+    before = sorted(p.name for p in (supervisor.content / "blobs/sha256").iterdir())
+    bad = tmp_path / "bad.tar"
+    layer = legacy.manifest[0]["Layers"][2]
+    rewrite(legacy.path, bad, lambda name, data: ocilayout.random_tar("z") if name == layer else data)
+    p = supervisor.ctr("images", "import", str(bad), check=False)
+    assert "diff_ids[2]" in p.stderr, p.stderr
+    assert sorted(p.name for p in (supervisor.content / "blobs/sha256").iterdir()) == before
+
+
+def test_import_legacy_hardlink_followed(legacy, fetch, tmp_path):
+    """A layer reached through a hardlink entry (tar's way of storing a file twice)."""
+    out = tmp_path / "hard.tar"
+    first = legacy.manifest[0]["Layers"][0]
+    with tarfile.open(legacy.path) as tin, tarfile.open(out, "w") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isfile() else None
+            if m.name == "manifest.json":
+                dm = json.loads(data)
+                dm[0]["Layers"][0] = "hl/layer.tar"
+                data = json.dumps(dm).encode()
+                m.size = len(data)
+            tout.addfile(m, io.BytesIO(data) if data is not None else None)
+        ti = tarfile.TarInfo("hl/layer.tar")
+        ti.type, ti.linkname = tarfile.LNKTYPE, first
+        tout.addfile(ti)
+    assert import_ok(fetch, out) == [LEGACY_REF]
+    insp = json.loads(fetch.run("images", "inspect", LEGACY_REF, check=True).stdout)
+    assert insp["layers"] == legacy.diff_ids

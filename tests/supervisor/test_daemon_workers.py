@@ -191,3 +191,60 @@ def test_import_export_through_workers(supervisor, registry, images, tmp_path):
     assert p.stderr.startswith("berth-ctr: supervisor: ") and "missing.tar" in p.stderr
     p = supervisor.ctr("images", "export", "--format", "tar", str(tmp_path / "x.tar"), ref, check=False)
     assert "[INVALID_ARGUMENT]" in p.stderr
+
+
+def mount_fstype(path):
+    """The fs type of the mount on path, from /proc/self/mountinfo."""
+    for line in open("/proc/self/mountinfo"):
+        f = line.split()
+        if f[4] == str(path):
+            return f[f.index("-") + 1]
+    return None
+
+
+def test_snapshotter_copy_option(copy_task_supervisor, task_image):
+    """--snapshotter copy: the root is made in copy mode, the pull's worker
+    unpacks in it (given the mode on its command line, against
+    $BERTH_SNAPSHOTTER=overlay), a container's rootfs is a bind mount of a
+    full copy, and its tasks run."""
+    sv = copy_task_supervisor
+    out = pull(sv, task_image)
+    assert out["image"]["unpacked"] is True
+    meta = json.loads((sv.root / "supervisor/meta/snapshots.json").read_text())
+    assert meta["mode"] == "copy"
+    assert "snapshotter copy" in sv.log_text()
+    for s in meta["snapshots"].values():
+        snap = sv.root / "supervisor/snapshots" / str(s["id"])
+        assert (snap / "fs/bin/busybox").is_file() and not (snap / "work").exists()
+    p = sv.ctr("run", "--rm", task_image, "copy1", "sh", "-c",
+               "echo hi > /tmp/x; cat /tmp/x; grep -c alice /etc/group", check=None)
+    assert p.returncode == 0 and p.stdout == "hi\n2\n", p.stderr
+    sv.ctr("run", "-d", task_image, "copy2", "sh", "-c", "trap 'exit 5' TERM; while true; do sleep 0.1; done")
+    rootfs = sv.exec_root / "bundles" / "copy2" / "rootfs"
+    assert mount_fstype(rootfs) not in (None, "overlay"), mount_fstype(rootfs)
+    p = sv.ctr("tasks", "exec", "--exec-id", "e1", "copy2", "sh", "-c", "ls /bin/busybox", check=None)
+    assert p.returncode == 0 and p.stdout == "/bin/busybox\n", p.stderr
+    sv.ctr("tasks", "kill", "copy2")
+    assert sv.ctr("tasks", "wait", "copy2", check=None).stdout.strip() == "5"
+    sv.ctr("tasks", "rm", "copy2")
+    sv.ctr("containers", "rm", "copy2")
+    # the root is copy now: a daemon asking for overlay on it is refused
+    sv.stop()
+    sv.extra = ["--snapshotter", "overlay"]
+    with pytest.raises(RuntimeError, match="copy snapshotter"):
+        sv.start(timeout=10)
+
+
+def test_fetch_snapshotter_option(fetch_bin, registry, images, tmp_path, monkeypatch):
+    """berth-fetch --snapshotter wins over $BERTH_SNAPSHOTTER; a bad value is a usage error."""
+    monkeypatch.setenv("BERTH_SNAPSHOTTER", "overlay")
+    root = tmp_path / "root"
+    args = [fetch_bin, "--root", str(root)]
+    p = subprocess.run([*args, "--snapshotter", "copy", "unpack", f"{registry.host}/test/multi:latest"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((root / "supervisor/meta/snapshots.json").read_text())["mode"] == "copy"
+    top = [line.split(" ", 1)[1] for line in p.stdout.splitlines() if line.startswith("path ")][0]
+    assert os.path.isfile(os.path.join(top, "bin/busybox"))
+    p = subprocess.run([*args, "--snapshotter", "zfs", "snapshots", "ls"], capture_output=True, text=True)
+    assert p.returncode == 2 and "zfs" in p.stderr
