@@ -21,6 +21,7 @@
 #include "fs-util.h"
 #include "image-reference.h"
 #include "log.h"
+#include "network.h"
 #include "oci-spec.h"
 #include "supervisor.pb-c.h"
 #include "time-util.h"
@@ -227,6 +228,7 @@ static void on_exit_locked(struct engine *en, struct ctr *c, int code, bool oom,
         pthread_mutex_unlock(&en->ctrs.lock);
         if (task_delete(en, c->id, true, &st) < 0 && st.code != RPC_NOT_FOUND)
                 log_warn("engine: deleting the task of %s: %s", c->id, st.message);
+        net_container_detach(en, c);
         pthread_mutex_lock(&en->ctrs.lock);
         c->exiting = false;
         ctr_set_exited(c, code < 0 ? 255 : code, oom, at, why);
@@ -424,7 +426,7 @@ static enum MHD_Result container_create(struct http_request *r)
         const char *runtime = json_string_value(json_object_get(hc, "Runtime"));
         const char *runtime_path = "";
         if ((runtime && *runtime) || en->cfg.default_runtime) {
-                runtime_path = engine_config_runtime_path(&en->cfg, runtime);
+                runtime_path = berth_config_runtime_path(&en->cfg, runtime);
                 if (!runtime_path) {
                         enum MHD_Result res = http_reply_error(r, 400, "Unknown runtime specified %s", runtime);
                         json_decref(body);
@@ -467,7 +469,6 @@ static enum MHD_Result container_create(struct http_request *r)
         /* the record */
         json_t *config = json_deep_copy(body);
         json_object_del(config, "HostConfig");
-        json_object_del(config, "NetworkingConfig");
         json_decref(body);
         char now[64];
         json_t *doc = json_pack("{s:s, s:s, s:O, s:O, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:[]}",
@@ -547,24 +548,19 @@ static enum MHD_Result container_create(struct http_request *r)
         }
 
         _cleanup_free_ char *netns = NULL;
-        if (!strncmp(netmode, "container:", 10)) {
-                pthread_mutex_lock(&en->ctrs.lock);
-                struct ctr *o = ctr_find_locked(&en->ctrs, netmode + 10, NULL);
-                int pid = o ? (int) json_integer_value(json_object_get(json_object_get(o->doc, "State"), "Pid")) : 0;
-                pthread_mutex_unlock(&en->ctrs.lock);
-                if (pid <= 0) {
+        {
+                int hn_i = 0;
+                char nerr[512];
+                int nr = net_container_prepare(en, c, hc, json_object_get(config, "NetworkingConfig"), &netns, &hn_i,
+                                               nerr, sizeof(nerr));
+                json_object_del(config, "NetworkingConfig");
+                if (nr < 0) {
                         json_decref(config);
                         json_decref(hc);
                         json_decref(icfg_doc);
-                        return create_fail(en, r, c, 409, "cannot join the network of a container that is not running");
+                        return create_fail(en, r, c, net_http_status(nr), nerr);
                 }
-                if (asprintf(&netns, "/proc/%d/ns/net", pid) < 0)
-                        netns = NULL;
-        } else if (strcmp(netmode, "default") && strcmp(netmode, "bridge") && strcmp(netmode, "none") && !host_net) {
-                json_decref(config);
-                json_decref(hc);
-                json_decref(icfg_doc);
-                return create_fail(en, r, c, 404, "network not found: user-defined networks are not implemented");
+                host_net = hn_i;
         }
 
         const char *init_path = NULL;
@@ -630,9 +626,6 @@ static enum MHD_Result container_create(struct http_request *r)
                 log_path = NULL;
         json_object_set_new(c->doc, "LogPath", json_string(log_path ? log_path : ""));
         json_object_set_new(c->doc, "GraphDriver", json_pack("{s:s, s:{}}", "Name", "overlay2", "Data"));
-        json_object_set_new(c->doc, "NetworkSettings",
-                            json_pack("{s:s, s:s, s:b, s:{}, s:s, s:{}}", "Bridge", "", "SandboxID", "",
-                                      "HairpinMode", 0, "Ports", "SandboxKey", netns ? netns : "", "Networks"));
 
         /* the supervisor's container: the snapshot and the spec */
         _cleanup_free_ char *spec_s = json_dumps(spec, JSON_COMPACT);
@@ -701,12 +694,25 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         pthread_mutex_unlock(&en->ctrs.lock);
         /* a task left from an earlier run */
         (void) task_delete(en, c->id, true, &st);
+        char nerr[512];
+        int nr = net_container_attach(en, c, nerr, sizeof(nerr));
+        if (nr < 0) {
+                pthread_mutex_lock(&en->ctrs.lock);
+                snprintf(err, errlen, "%s", nerr);
+                *ret_status = net_http_status(nr);
+                ctr_set_exited(c, 128, false, NULL, nerr);
+                json_object_set_new(json_object_get(c->doc, "State"), "Status", json_string("created"));
+                ctr_save_locked(&en->ctrs, c);
+                return -EIO;
+        }
         Berth__Supervisor__CreateTaskRequest creq = BERTH__SUPERVISOR__CREATE_TASK_REQUEST__INIT;
         creq.id = c->id;
         creq.stdin = json_is_true(json_object_get(config, "OpenStdin"));
         creq.stdin_once = json_is_true(json_object_get(config, "StdinOnce"));
         int r = task_call(en, "tasks.CreateTask", &creq.base, &berth__supervisor__create_task_response__descriptor,
                           ENGINE_CALL_TIMEOUT_MS, NULL, &st);
+        if (r < 0)
+                net_container_detach(en, c);
         pthread_mutex_lock(&en->ctrs.lock);
         if (r < 0) {
                 snprintf(err, errlen, "%s", st.message);
@@ -733,8 +739,10 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         Berth__Supervisor__StartTaskResponse *srep = NULL;
         r = task_call(en, "tasks.StartTask", &sreq.base, &berth__supervisor__start_task_response__descriptor,
                       ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &srep, &st);
-        if (r < 0)
+        if (r < 0) {
                 (void) task_delete(en, c->id, true, NULL);
+                net_container_detach(en, c);
+        }
         pthread_mutex_lock(&en->ctrs.lock);
         if (r < 0) {
                 c->task = false;
@@ -1420,13 +1428,13 @@ static enum MHD_Result containers_list(struct http_request *r)
                 char status[128];
                 status_text(c, status, sizeof(status));
                 json_t *cfg = json_object_get(c->doc, "Config");
-                json_t *e = json_pack("{s:s, s:[s], s:s, s:s, s:o, s:I, s:[], s:o, s:s, s:s, s:{s:s}, s:{s:{}}, s:[]}",
+                json_t *e = json_pack("{s:s, s:[s], s:s, s:s, s:o, s:I, s:o, s:o, s:s, s:s, s:{s:s}, s:{s:{}}, s:[]}",
                                       "Id", c->id, "Names", ctr_name(c), "Image",
                                       json_string_value(json_object_get(cfg, "Image")) ?: "", "ImageID",
                                       json_string_value(json_object_get(c->doc, "Image")) ?: "", "Command",
                                       command_text(c), "Created",
                                       (json_int_t) unix_of(json_string_value(json_object_get(c->doc, "Created"))),
-                                      "Ports", "Labels", json_ref_or(json_object_get(cfg, "Labels"), json_object()), "State", s,
+                                      "Ports", net_ports_summary(c), "Labels", json_ref_or(json_object_get(cfg, "Labels"), json_object()), "State", s,
                                       "Status", status, "HostConfig", "NetworkMode",
                                       json_string_value(json_object_get(json_object_get(c->doc, "HostConfig"),
                                                                         "NetworkMode")) ?: "default",
@@ -1757,6 +1765,7 @@ static void remove_container_locked(struct engine *en, struct ctr *c)
                       &berth__supervisor__delete_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS, NULL, &st) < 0 &&
             st.code != RPC_NOT_FOUND)
                 log_warn("engine: removing %s in the supervisor: %s", c->id, st.message);
+        net_container_remove(en, c);
         pthread_mutex_lock(&en->ctrs.lock);
         if (!c->removed) {
                 ctr_event_locked(en, c, "destroy", NULL);

@@ -300,8 +300,9 @@ static enum MHD_Result exec_start(struct http_request *r)
         a->en = en;
         a->x = x;
         if (exec_register(en, x, &a->st) < 0) {
+                enum MHD_Result res = engine_reply_rpc_error(r, &a->st);
                 free(a);
-                return engine_reply_rpc_error(r, &a->st);
+                return res;
         }
         if (detach) {
                 if (exec_start_process(en, x, &a->st) < 0) {

@@ -1,5 +1,6 @@
 /* /_ping, /version, /info. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,12 +44,13 @@ static enum MHD_Result version(struct http_request *r)
                                     "MinAPIVersion", ENGINE_API_MIN_VERSION, "GitCommit", "berth",
                                     "GoVersion", "none (C)", "Os", "linux", "Arch", go_arch(u.machine),
                                     "KernelVersion", u.release);
+        json_object_set_new(details, "BuildTime", json_string(BERTH_BUILD_TIME));
         json_t *j = json_pack("{s:{s:s}, s:[{s:s, s:s, s:o}], s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
                               "Platform", "Name", "berth " BERTH_VERSION, "Components", "Name", "Engine",
                               "Version", BERTH_VERSION, "Details", details, "Version", BERTH_VERSION,
                               "ApiVersion", ENGINE_API_VERSION, "MinAPIVersion", ENGINE_API_MIN_VERSION,
                               "GitCommit", "berth", "GoVersion", "none (C)", "Os", "linux", "Arch",
-                              go_arch(u.machine), "KernelVersion", u.release, "BuildTime", __DATE__);
+                              go_arch(u.machine), "KernelVersion", u.release, "BuildTime", BERTH_BUILD_TIME);
         return http_reply_json(r, 200, j);
 }
 
@@ -98,25 +100,19 @@ static enum MHD_Result info(struct http_request *r)
         n_images = ((Berth__Supervisor__ListImagesResponse *) rep)->n_images;
         protobuf_c_message_free_unpacked(rep, NULL);
 
+        /* Docker's counts are of containers, in every state */
         size_t running = 0, paused = 0, stopped = 0;
-        Berth__Supervisor__ListTasksRequest treq = BERTH__SUPERVISOR__LIST_TASKS_REQUEST__INIT;
-        if (engine_call(en, "tasks.ListTasks", &treq.base, &berth__supervisor__list_tasks_response__descriptor,
-                        ENGINE_CALL_TIMEOUT_MS, &rep, &st) < 0)
-                return engine_reply_rpc_error(r, &st);
-        Berth__Supervisor__ListTasksResponse *tl = (void *) rep;
-        for (size_t i = 0; i < tl->n_tasks; i++) {
-                switch (tl->tasks[i]->status) {
-                case BERTH__SUPERVISOR__TASK_STATUS__RUNNING:
+        pthread_mutex_lock(&en->ctrs.lock);
+        for (struct ctr *c = en->ctrs.list; c; c = c->next) {
+                const char *status = ctr_status(c);
+                if (!strcmp(status, "running"))
                         running++;
-                        break;
-                case BERTH__SUPERVISOR__TASK_STATUS__PAUSED:
+                else if (!strcmp(status, "paused"))
                         paused++;
-                        break;
-                default:
+                else
                         stopped++;
-                }
         }
-        protobuf_c_message_free_unpacked(rep, NULL);
+        pthread_mutex_unlock(&en->ctrs.lock);
 
         struct utsname u;
         uname(&u);

@@ -20,7 +20,7 @@ struct engine {
         char *events_address;       /* ipc://<exec root>/supervisor-events.sock */
         char *pid_file;
         char *init_path;            /* --init-path: berth-init for `docker run --init` */
-        struct engine_config cfg;   /* --config-file */
+        struct berth_config cfg;   /* --config-file */
         struct rpc_client *sup;
         struct http_server *http;
         struct timespec started;

@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "engine.h"
+#include "network.h"
 #include "fs-util.h"
 #include "log.h"
 
@@ -36,6 +37,7 @@ static void usage(FILE *f)
               "                              program, else " BERTH_LIBEXECDIR "/berth/berth-init)\n"
               "      --log-level LEVEL       error, warn, info (default) or debug\n"
               "      --log-file PATH         log there too (text)\n"
+              "      --bip CIDR              the default bridge's address and prefix (default 172.31.0.1/16)\n"
               "      --config-file PATH      the configuration file (default /etc/berth/engine.json;\n"
               "                              options override its keys; see docs/configuration.md)\n"
               "  -h, --help                  this text\n"
@@ -199,12 +201,12 @@ static int write_pid_file(const char *path)
         return fs_write_atomic(path, buf, (size_t) n, 0644);
 }
 
-static struct engine_config *config_at_exit;
+static struct berth_config *config_at_exit;
 
 static void free_config(void)
 {
         if (config_at_exit)
-                engine_config_done(config_at_exit);
+                berth_config_done(config_at_exit);
 }
 
 int main(int argc, char **argv)
@@ -218,6 +220,7 @@ int main(int argc, char **argv)
                 { "pid-file", required_argument, NULL, 'p' },
                 { "init-path", required_argument, NULL, 'I' },
                 { "config-file", required_argument, NULL, 'c' },
+                { "bip", required_argument, NULL, 'B' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "log-file", required_argument, NULL, 'L' },
                 { "help", no_argument, NULL, 'h' },
@@ -226,7 +229,7 @@ int main(int argc, char **argv)
         };
         /* static: the exit handler frees its configuration after main returns */
         static struct engine en;
-        const char *host = NULL, *log_file = NULL, *config_file = NULL, *level_s = NULL;
+        const char *host = NULL, *log_file = NULL, *config_file = NULL, *level_s = NULL, *bip_opt = NULL;
         enum log_level level = LOG_LEVEL_INFO;
         int c;
 
@@ -257,6 +260,9 @@ int main(int argc, char **argv)
                 case 'c':
                         config_file = optarg;
                         break;
+                case 'B':
+                        bip_opt = optarg;
+                        break;
                 case 'l':
                         level_s = optarg;
                         break;
@@ -280,7 +286,7 @@ int main(int argc, char **argv)
         }
         /* the file, then the options over it */
         char cerr[1024];
-        if (engine_config_load(config_file ? config_file : "/etc/berth/engine.json", config_file != NULL, &en.cfg, cerr,
+        if (berth_config_load(config_file ? config_file : "/etc/berth/engine.json", config_file != NULL, &en.cfg, cerr,
                                sizeof(cerr)) < 0) {
                 fprintf(stderr, "berth-engine: %s\n", cerr);
                 return 2;
@@ -365,6 +371,13 @@ int main(int argc, char **argv)
 
         if (engine_events_init(&en) < 0 || engine_exec_init(&en) < 0)
                 return 1;
+        const char *bip = bip_opt ? bip_opt : en.cfg.bip;
+        if (bip && net_set_default_bip(bip) < 0) {
+                fprintf(stderr, "berth-engine: bip \"%s\": an address and prefix length (a.b.c.d/n) is expected\n", bip);
+                return 2;
+        }
+        if (net_init(&en) < 0)
+                log_error("engine: networking is not available; containers get no network but \"host\" and \"none\"");
         int ir = engine_containers_init(&en);
         if (ir < 0) {
                 fprintf(stderr, "berth-engine: loading the containers under %s/engine: %s\n", en.data_root,
@@ -388,6 +401,7 @@ int main(int argc, char **argv)
                 { engine_exec_routes, engine_exec_n_routes },
                 { engine_event_routes, engine_event_n_routes },
                 { engine_stats_routes, engine_stats_n_routes },
+                { engine_network_routes, engine_network_n_routes },
         };
         for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++)
                 for (size_t j = 0; j < mods[i].n && n < sizeof(routes) / sizeof(routes[0]); j++)
@@ -430,6 +444,7 @@ int main(int argc, char **argv)
                 pthread_mutex_unlock(&en.ctrs.lock);
                 usleep(100 * 1000);
         }
+        net_fini(&en);
         if (engine_threads_active() > 0) {
                 log_info("engine: %u containers or streams still running: they are left to run", engine_threads_active());
                 log_close();

@@ -50,6 +50,21 @@ void net_container_detach(struct engine *en, struct ctr *c);
 /* At removal: whatever detach left (idempotent), and the records. */
 void net_container_remove(struct engine *en, struct ctr *c);
 
+/* The default bridge's address and subnet ("172.31.0.1/16", the
+ * default), before net_init: the option --bip. -EINVAL when it is not an
+ * IPv4 host address with a prefix of /8 to /30. */
+int net_set_default_bip(const char *cidr);
+
+/* The HTTP status for an error of the functions above: -EINVAL 400,
+ * -EPERM 403, -ENOENT 404, -EEXIST/-EADDRINUSE/-EBUSY 409, else 500. */
+unsigned net_http_status(int r);
+
+/* The "Ports" array of GET /containers/json (`docker ps`' PORTS column),
+ * [{IP, PrivatePort, PublicPort, Type}], from c->doc's
+ * NetworkSettings.Ports. A new reference. Call with the container
+ * table's lock held (it reads c->doc only). */
+json_t *net_ports_summary(struct ctr *c);
+
 /* /networks, /networks/create, /networks/{id}, connect, disconnect,
  * prune. */
 extern const struct http_route engine_network_routes[];

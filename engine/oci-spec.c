@@ -289,6 +289,16 @@ static json_t *bind_mount(struct oci_spec_ctx *x, const char *spec, char *err, s
         return json_pack("{s:s, s:s, s:s, s:o}", "destination", dst, "type", "bind", "source", src, "options", o);
 }
 
+/* Whether the memory cgroup limits swap here (v1: memory.memsw.*, which
+ * needs swap accounting; v2: memory.swap.max). Without it dockerd drops the
+ * swap limit with a warning; so does the engine. */
+static bool swap_limit_supported(void)
+{
+        struct stat st;
+        return stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", &st) == 0 ||
+               stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
+}
+
 static json_t *resources(json_t *hc, char *err, size_t errlen)
 {
         json_t *res = json_object();
@@ -336,7 +346,9 @@ static json_t *resources(json_t *hc, char *err, size_t errlen)
         json_t *m = json_object();
         if (mem > 0)
                 json_object_set_new(m, "limit", json_integer(mem));
-        if (swap != 0 && mem > 0)
+        if (!swap_limit_supported())
+                log_debug("engine: no swap accounting in the memory cgroup: the swap limit is dropped");
+        else if (swap != 0 && mem > 0)
                 json_object_set_new(m, "swap", json_integer(swap));
         else if (mem > 0)
                 json_object_set_new(m, "swap", json_integer(2 * mem)); /* Docker's default: as much swap again */

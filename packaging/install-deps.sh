@@ -9,12 +9,12 @@ BUILD="build-essential meson ninja-build pkg-config
        libnng-dev libprotobuf-c-dev protobuf-c-compiler
        libcurl4-openssl-dev libzstd-dev zlib1g-dev
        libnl-3-dev libnl-route-3-dev libarchive-dev libssl-dev
-       libmicrohttpd-dev"
+       libmicrohttpd-dev libnftables-dev"
 TEST="python3 python3-pytest busybox-static runc hyperfine
       iproute2 procps util-linux time
       containerd docker.io podman conmon iptables
       docker-registry skopeo zstd openssl valgrind
-      curl python3-docker docker-compose dpkg-dev umoci"
+      curl python3-docker docker-compose dpkg-dev umoci nftables apache2-utils"
 
 missing=""
 for p in $BUILD $TEST; do

@@ -47,11 +47,11 @@ ninja -C build
 B=$PWD/build
 mkdir -p "$LOGS"
 
-if ! "$B/supervisor/berth-ctr" --timeout 2000 version >/dev/null 2>&1; then
+if ! "$B/supervisor/berth-ctr" --timeout 2 version >/dev/null 2>&1; then
     echo "== starting berth-supervisor (log: $LOGS/supervisor.log)"
     nohup "$B/supervisor/berth-supervisor" --shim "$B/shim/berth-shim" --runtime "$B/ocirun/ocirun" \
         >>"$LOGS/supervisor.log" 2>&1 </dev/null &
-    for _ in $(seq 100); do "$B/supervisor/berth-ctr" --timeout 2000 version >/dev/null 2>&1 && break; sleep 0.1; done
+    for _ in $(seq 100); do "$B/supervisor/berth-ctr" --timeout 2 version >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 if ! docker version >/dev/null 2>&1; then
     echo "== starting berth-engine (log: $LOGS/engine.log)"

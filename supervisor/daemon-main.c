@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "config.h"
 #include "daemon.h"
 #include "fs-util.h"
 #include "log.h"
@@ -38,6 +39,8 @@ struct options {
         unsigned max_downloads;
         enum snapshot_mode snapshotter;
         enum log_level level;
+        bool level_set;
+        const char *config_file;
 };
 
 static void usage(FILE *f)
@@ -60,6 +63,8 @@ static void usage(FILE *f)
                    "  --fetch BIN                berth-fetch, the worker of pulls, imports and exports\n"
                    "                             (default: beside this binary, else on PATH)\n"
                    "  --log-level LEVEL          error, warn, info (default), debug\n"
+                   "  --config-file FILE         the configuration file (default /etc/berth/engine.json;\n"
+                   "                             options override its keys; see docs/configuration.md)\n"
                    "  --log-file FILE            log there too (JSON lines)\n"
                    "  --version, --help\n");
 }
@@ -82,14 +87,13 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "snapshotter", required_argument, NULL, 'S' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "log-file", required_argument, NULL, 'L' },
+                { "config-file", required_argument, NULL, 'C' },
                 { "version", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         int c;
 
-        o->root = DEFAULT_ROOT;
-        o->exec_root = DEFAULT_EXEC_ROOT;
         o->runtime = "ocirun";
         o->level = LOG_LEVEL_INFO;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -165,6 +169,10 @@ static int parse_args(int argc, char **argv, struct options *o)
                                 log_error("invalid --log-level \"%s\" (error, warn, info, debug)", optarg);
                                 return -EINVAL;
                         }
+                        o->level_set = true;
+                        break;
+                case 'C':
+                        o->config_file = optarg;
                         break;
                 case 'L':
                         o->log_file = optarg;
@@ -357,6 +365,29 @@ static void unlink_socket(const char *url)
                 unlink(p);
 }
 
+static struct berth_config config;
+
+static void free_config(void)
+{
+        berth_config_done(&config);
+}
+
+/* A list option not given on the command line comes from the file:
+ * a NULL-terminated array of its strings (owned by config). */
+static int list_from_config(json_t *list, char ***v, size_t *n)
+{
+        if (*n || json_array_size(list) == 0)
+                return 0;
+        char **a = calloc(json_array_size(list) + 1, sizeof(char *));
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_array_size(list); i++)
+                a[i] = (char *) json_string_value(json_array_get(list, i));
+        *v = a;
+        *n = json_array_size(list);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         struct options o = { 0 };
@@ -379,6 +410,29 @@ int main(int argc, char **argv)
         _cleanup_free_ char **own_mirrors = o.mirrors;
         if (r < 0)
                 return 2;
+        /* the file, then the options over it */
+        char cerr[1024];
+        if (berth_config_load(o.config_file ? o.config_file : "/etc/berth/engine.json", o.config_file != NULL, &config,
+                              cerr, sizeof(cerr)) < 0) {
+                log_error("%s", cerr);
+                return 2;
+        }
+        atexit(free_config);
+        if (!o.root)
+                o.root = config.data_root ? config.data_root : DEFAULT_ROOT;
+        if (!o.exec_root)
+                o.exec_root = config.exec_root ? config.exec_root : DEFAULT_EXEC_ROOT;
+        if (!o.level_set && config.log_level && log_level_from_string(config.log_level, &o.level) < 0) {
+                log_error("%s: log-level \"%s\": error, warn, info or debug", o.config_file ? o.config_file
+                                                                                           : "/etc/berth/engine.json",
+                          config.log_level);
+                return 2;
+        }
+        if (list_from_config(config.insecure_registries, &o.insecure, &o.n_insecure) < 0 ||
+            list_from_config(config.registry_mirrors, &o.mirrors, &o.n_mirrors) < 0)
+                return 1;
+        own_insecure = o.insecure;
+        own_mirrors = o.mirrors;
         log_set_level(o.level);
         if (o.log_file && (r = log_open_file(o.log_file, LOG_FORMAT_JSON)) < 0) {
                 log_error("cannot open log file \"%s\": %s", o.log_file, strerror(-r));

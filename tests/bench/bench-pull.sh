@@ -40,6 +40,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BUILD=$(cd "${BUILD:-$repo/build}" && pwd)
 FETCH=$BUILD/supervisor/berth-fetch
+SUPERVISOR=$BUILD/supervisor/berth-supervisor
+CTR=$BUILD/supervisor/berth-ctr
 PARALLEL=${PARALLEL:-3}
 RUNS=${RUNS:-3}
 LAYERS=${LAYERS:-5}
@@ -207,6 +209,9 @@ cpu_s() { # pid... -> sum of utime+stime in seconds
     for p in "$@"; do cat "/proc/$p/stat"; done |
         awk -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); t += $12 + $13} END {printf "%.2f", t / hz}'
 }
+cpu_reaped_s() { # pid -> its utime+stime and its reaped children's, in seconds
+    awk -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); printf "%.2f", ($12 + $13 + $14 + $15) / hz}' "/proc/$1/stat"
+}
 timed() { # key cmd... : wall and user+sys of the command's process tree
     local out=$tmp/time.out rc=0
     sync
@@ -231,6 +236,25 @@ for run in $(seq "$RUNS"); do
         berth_du=$(du -sb "$tmp/berth1/supervisor/snapshots" | cut -f1)
     fi
     rm -rf --one-file-system "$tmp/berth$run"
+
+    # the same through the daemon: berth-supervisor (its pull runs in a
+    # berth-fetch worker) driven by berth-ctr, from a cold root
+    if [ -x "$SUPERVISOR" ] && [ -x "$CTR" ]; then
+        sx=$(mktemp -d /tmp/bbp.XXXXXX)
+        "$SUPERVISOR" --root "$tmp/sup$run" --exec-root "$sx" --insecure-registry "$host" \
+            --max-concurrent-downloads "$PARALLEL" >"$tmp/sup.log" 2>&1 &
+        sup_pid=$!
+        for _ in $(seq 200); do [ -S "$sx/supervisor.sock" ] && break; sleep 0.02; done
+        # CPU: the client's (time(1)) + the daemon's and its reaped workers'
+        s0=$(cpu_reaped_s "$sup_pid")
+        timed berth-ctr "$CTR" --address "ipc://$sx/supervisor.sock" images pull "$ref"
+        s1=$(cpu_reaped_s "$sup_pid")
+        read -r _ w c < <(tail -n1 "$results")
+        echo "berth-supervisor $w $("$PY" -c "print(f'{$s1 - $s0 + $c:.2f}')")" >>"$results"
+        kill "$sup_pid"
+        wait "$sup_pid" 2>/dev/null || true
+        rm -rf --one-file-system "$tmp/sup$run" "$sx"
+    fi
 
     if [ "$use_docker" != 0 ]; then
         start_dockerd "$tmp/dk$run"
@@ -261,9 +285,9 @@ for line in open(sys.argv[1]):
 compressed = int(sys.argv[2])
 berth_du, docker_du = int(sys.argv[3]), int(sys.argv[4])
 mean = {}
-labels = {"berth-fetch": "berth-fetch unpack", "dockerd": "docker pull (dockerd)",
-          "skopeo": "skopeo copy dir: (floor)"}
-for key in ("berth-fetch", "dockerd", "skopeo"):
+labels = {"berth-fetch": "berth-fetch unpack", "berth-supervisor": "berth-ctr images pull",
+          "dockerd": "docker pull (dockerd)", "skopeo": "skopeo copy dir: (floor)"}
+for key in ("berth-fetch", "berth-supervisor", "dockerd", "skopeo"):
     if key not in rows:
         continue
     r = rows[key]
@@ -282,6 +306,9 @@ if berth_du:
 if "dockerd" in mean and "berth-fetch" in mean:
     b, d = mean["berth-fetch"], mean["dockerd"]
     print(f"ratio berth-fetch/dockerd: time {b[0] / d[0]:.2f} (target <= 0.5), CPU {b[1] / d[1]:.2f}")
+if "dockerd" in mean and "berth-supervisor" in mean:
+    b, d = mean["berth-supervisor"], mean["dockerd"]
+    print(f"ratio berth-supervisor/dockerd: time {b[0] / d[0]:.2f} (target <= 0.5), CPU {b[1] / d[1]:.2f}")
 if "skopeo" in mean and "berth-fetch" in mean:
     print(f"ratio berth-fetch/skopeo (floor): time {mean['berth-fetch'][0] / mean['skopeo'][0]:.2f}")
 PYEOF

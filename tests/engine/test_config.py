@@ -8,6 +8,15 @@ import time
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def alone(stack):
+    """One engine at a time: engines share the host's bridge and nftables
+    table (as two dockerds would), so the stack's engine steps aside."""
+    stack.stop(stack.eng)
+    yield
+    stack.start_engine()
+
+
 def _engine(stack, tmp_path, cfg, *args, wait=True):
     (tmp_path / "engine.json").write_text(json.dumps(cfg))
     sock = tmp_path / "e.sock"

@@ -27,7 +27,8 @@ import ocilayout  # noqa: E402
 
 DOCKER = "/usr/bin/docker"
 VG = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
-      "--errors-for-leak-kinds=definite,indirect", "--track-fds=no"]
+      "--errors-for-leak-kinds=definite,indirect", "--track-fds=no",
+      f"--suppressions={Path(__file__).resolve().parent / 'libnftables.supp'}"]
 
 
 def _build():

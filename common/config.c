@@ -44,7 +44,7 @@ static int get_strings(json_t *doc, const char *path, const char *key, json_t **
         return 0;
 }
 
-static int load(const char *path, bool must_exist, struct engine_config *c, char *err, size_t errlen)
+static int load(const char *path, bool must_exist, struct berth_config *c, char *err, size_t errlen)
 {
         memset(c, 0, sizeof(*c));
         c->live_restore = true;
@@ -115,15 +115,15 @@ static int load(const char *path, bool must_exist, struct engine_config *c, char
         return 0;
 }
 
-int engine_config_load(const char *path, bool must_exist, struct engine_config *c, char *err, size_t errlen)
+int berth_config_load(const char *path, bool must_exist, struct berth_config *c, char *err, size_t errlen)
 {
         int r = load(path, must_exist, c, err, errlen);
         if (r < 0)
-                engine_config_done(c);
+                berth_config_done(c);
         return r;
 }
 
-void engine_config_done(struct engine_config *c)
+void berth_config_done(struct berth_config *c)
 {
         json_decref(c->doc);
         json_decref(c->runtimes);
@@ -132,7 +132,7 @@ void engine_config_done(struct engine_config *c)
         memset(c, 0, sizeof(*c));
 }
 
-const char *engine_config_runtime_path(const struct engine_config *c, const char *name)
+const char *berth_config_runtime_path(const struct berth_config *c, const char *name)
 {
         if (!name || !*name)
                 name = c->default_runtime ? c->default_runtime : "ocirun";

@@ -1,12 +1,13 @@
-/* /etc/berth/engine.json (docs/configuration.md): the keys the engine
- * reads, and the check that every key is one berth knows. */
+/* /etc/berth/engine.json (docs/configuration.md), read by berth-engine
+ * and berth-supervisor: the keys they use, and the check that every key is
+ * one berth knows. */
 #pragma once
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-struct engine_config {
+struct berth_config {
         json_t *doc;                 /* the whole file ({} when there is none) */
         const char *data_root;       /* NULL: not set */
         const char *exec_root;
@@ -22,9 +23,9 @@ struct engine_config {
 
 /* Reads path. A missing file is all defaults unless must_exist. Errors
  * (unreadable, not JSON, a wrong type, an unknown key) go to err. */
-int engine_config_load(const char *path, bool must_exist, struct engine_config *ret, char *err, size_t errlen);
-void engine_config_done(struct engine_config *c);
+int berth_config_load(const char *path, bool must_exist, struct berth_config *ret, char *err, size_t errlen);
+void berth_config_done(struct berth_config *c);
 
 /* The binary of a runtime name ("" or NULL: the default runtime); NULL
  * when the name is unknown. */
-const char *engine_config_runtime_path(const struct engine_config *c, const char *name);
+const char *berth_config_runtime_path(const struct berth_config *c, const char *name);
