@@ -208,8 +208,8 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid, sigset_t *ret_save
                 r = berr_setx(e, EINVAL, "cannot allocate a tty for a detached exec without --console-socket");
                 goto out;
         }
-        if ((r = seccomp_filter_prepare(json_object_get(json_object_get(spec->doc, "linux"), "seccomp"), &c.seccomp, e)) <
-            0)
+        if ((r = seccomp_filter_prepare_cached(json_object_get(json_object_get(spec->doc, "linux"), "seccomp"),
+                                                 o->root, &c.seccomp, e)) < 0)
                 goto out;
         if ((r = open_container_namespaces(st->pid, spec, &c, &pidns_fd, e)) < 0)
                 goto out;

@@ -468,7 +468,8 @@ int container_create(const struct create_opts *o, pid_t *ret_pid, sigset_t *ret_
                 goto fail;
         }
 
-        if ((r = seccomp_filter_prepare(json_object_get(json_object_get(spec->doc, "linux"), "seccomp"), &c.seccomp, e)) < 0)
+        if ((r = seccomp_filter_prepare_cached(json_object_get(json_object_get(spec->doc, "linux"), "seccomp"),
+                                                 o->root, &c.seccomp, e)) < 0)
                 goto fail;
         if ((r = cgroup_create(spec, o->id, &cg, e)) < 0)
                 goto fail;

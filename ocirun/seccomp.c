@@ -3,8 +3,18 @@
  * Everything is parsed and the whole filter is built in the parent, before
  * the container's process exists, so that a bad profile fails `create` with
  * a message naming the field and nothing to clean up in the container. The
- * child only calls seccomp_load(). libseccomp opens no file descriptors for
- * any of this (it would only for SCMP_ACT_NOTIFY, which is refused). */
+ * child only loads the BPF program. libseccomp opens no file descriptors for
+ * any of this (it would only for SCMP_ACT_NOTIFY, which is refused).
+ *
+ * Building a profile the size of Docker's default (~400 syscalls on three
+ * architectures) costs libseccomp ~5 ms, a third of a `create`, and every
+ * container of an engine has the same one. So the BPF program, once
+ * generated, is kept in <root>/.seccomp/<hash> together with the whole
+ * key it was made from (the profile's JSON with sorted keys, libseccomp's
+ * version and API level, the kernel release, SECCOMP_CACHE_FORMAT); a
+ * later create whose key is byte for byte the same loads that program
+ * instead (crun has the same cache). Filters with SCMP_ACT_NOTIFY are
+ * never cached: their listener fd comes from libseccomp's own load. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,12 +25,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "console.h"
+#include "fs-util.h"
 #include "log.h"
 #include "seccomp.h"
 
@@ -30,9 +48,16 @@
  * libseccomp <= 2.5.4 misbehaves with the tree and no rules at all). */
 #define SECCOMP_TREE_THRESHOLD 32
 #define SECCOMP_ERRNO_MAX 0xffff
+/* Bump whenever build() would make another program from the same profile. */
+#define SECCOMP_CACHE_FORMAT "ocirun-seccomp-cache 1"
+#define SECCOMP_CACHE_DIR ".seccomp"
+#define SECCOMP_PROG_MAX (BPF_MAXINSNS * 8)
 
 struct seccomp_ctx {
-        scmp_filter_ctx filter;
+        scmp_filter_ctx filter;          /* NULL when the program came from the cache */
+        struct sock_filter *prog;        /* the program (NULL: SCMP_ACT_NOTIFY, loaded by libseccomp) */
+        size_t prog_len;                 /* instructions */
+        unsigned int flags;              /* SECCOMP_FILTER_FLAG_* */
         char *listener_path;   /* with SCMP_ACT_NOTIFY: the agent's socket */
         char *listener_metadata;
 };
@@ -403,7 +428,122 @@ static bool uses_notify(const json_t *seccomp)
         return false;
 }
 
-int seccomp_filter_prepare(const json_t *linux_seccomp, struct seccomp_ctx **ret, struct berr *e)
+/* ---------------------------------------------------------------- the cache */
+
+/* Everything the program depends on; NULL when out of memory. */
+static char *cache_key(const json_t *seccomp)
+{
+        _cleanup_free_ char *profile = json_dumps(seccomp, JSON_COMPACT | JSON_SORT_KEYS);
+        struct utsname u;
+        const struct scmp_version *v = seccomp_version();
+        char *key = NULL;
+        if (!profile || uname(&u) < 0)
+                return NULL;
+        if (asprintf(&key, "%s\nlibseccomp %u.%u.%u api %u\nkernel %s %s\n%s\n", SECCOMP_CACHE_FORMAT, v->major,
+                     v->minor, v->micro, seccomp_api_get(), u.release, u.machine, profile) < 0)
+                return NULL;
+        return key;
+}
+
+/* FNV-1a, 64 bits: only names the file, which holds the whole key. */
+static uint64_t cache_hash(const char *key)
+{
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (const unsigned char *c = (const unsigned char *) key; *c; c++)
+                h = (h ^ *c) * 0x100000001b3ULL;
+        return h;
+}
+
+static char *cache_path(const char *root, const char *key)
+{
+        char *p = NULL;
+        if (asprintf(&p, "%s/" SECCOMP_CACHE_DIR "/%016" PRIx64, root, cache_hash(key)) < 0)
+                return NULL;
+        return p;
+}
+
+/* The file: "<flags>\n<key length>\n<key><program>". */
+static int cache_load(const char *root, const char *key, struct seccomp_ctx *ctx)
+{
+        _cleanup_free_ char *path = cache_path(root, key), *data = NULL;
+        size_t len = 0, klen = strlen(key);
+        if (!path || fs_read_file(path, SECCOMP_PROG_MAX + klen + 64, &data, &len) < 0)
+                return -ENOENT;
+        unsigned int flags;
+        size_t stored_klen;
+        int hdr = 0;
+        if (sscanf(data, "%u\n%zu\n%n", &flags, &stored_klen, &hdr) != 2 || hdr <= 0 || stored_klen != klen ||
+            len < (size_t) hdr + klen || memcmp(data + hdr, key, klen) != 0)
+                return -ENOENT;
+        size_t plen = len - (size_t) hdr - klen;
+        if (plen == 0 || plen % sizeof(struct sock_filter) != 0)
+                return -ENOENT;
+        ctx->prog = malloc(plen);
+        if (!ctx->prog)
+                return -ENOMEM;
+        memcpy(ctx->prog, data + hdr + klen, plen);
+        ctx->prog_len = plen / sizeof(struct sock_filter);
+        ctx->flags = flags;
+        return 0;
+}
+
+/* Best effort: a cache that cannot be written only costs time. */
+static void cache_store(const char *root, const char *key, const struct seccomp_ctx *ctx)
+{
+        _cleanup_free_ char *dir = NULL, *path = cache_path(root, key), *data = NULL;
+        size_t klen = strlen(key), plen = ctx->prog_len * sizeof(struct sock_filter);
+        char hdr[64];
+        int hlen = snprintf(hdr, sizeof(hdr), "%u\n%zu\n", ctx->flags, klen);
+        if (!path || asprintf(&dir, "%s/" SECCOMP_CACHE_DIR, root) < 0 || !(data = malloc((size_t) hlen + klen + plen)))
+                return;
+        memcpy(data, hdr, (size_t) hlen);
+        memcpy(data + hlen, key, klen);
+        memcpy(data + hlen + klen, ctx->prog, plen);
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return;
+        /* atomic: a concurrent create reads the old file or the new one */
+        int r = fs_write_atomic_ex(path, data, (size_t) hlen + klen + plen, 0600, 0);
+        if (r < 0)
+                log_debug("seccomp: cannot write the cache \"%s\": %s", path, strerror(-r));
+}
+
+/* The program libseccomp generates for f, and the flags it would load it with. */
+static int export_program(scmp_filter_ctx f, struct seccomp_ctx *ctx, struct berr *e)
+{
+        _cleanup_close_ int fd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
+        if (fd < 0)
+                return berr_set(e, errno, "memfd");
+        int r = seccomp_export_bpf(f, fd);
+        if (r < 0)
+                return berr_set(e, r, "cannot generate the seccomp filter");
+        off_t size = lseek(fd, 0, SEEK_END);
+        if (size <= 0 || size > SECCOMP_PROG_MAX || size % (off_t) sizeof(struct sock_filter) != 0)
+                return berr_setx(e, EINVAL, "the seccomp filter has %lld bytes of program", (long long) size);
+        ctx->prog = malloc((size_t) size);
+        if (!ctx->prog)
+                return berr_setx(e, ENOMEM, "out of memory");
+        if (pread(fd, ctx->prog, (size_t) size, 0) != size)
+                return berr_set(e, errno ? errno : EIO, "memfd");
+        ctx->prog_len = (size_t) size / sizeof(struct sock_filter);
+        static const struct {
+                enum scmp_filter_attr attr;
+                unsigned int flag;
+        } attrs[] = {
+                { SCMP_FLTATR_CTL_TSYNC, SECCOMP_FILTER_FLAG_TSYNC },
+                { SCMP_FLTATR_CTL_LOG, SECCOMP_FILTER_FLAG_LOG },
+                { SCMP_FLTATR_CTL_SSB, SECCOMP_FILTER_FLAG_SPEC_ALLOW },
+        };
+        ctx->flags = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(attrs); i++) {
+                uint32_t v = 0;
+                if (seccomp_attr_get(f, attrs[i].attr, &v) == 0 && v)
+                        ctx->flags |= attrs[i].flag;
+        }
+        return 0;
+}
+
+int seccomp_filter_prepare_cached(const json_t *linux_seccomp, const char *cache_root, struct seccomp_ctx **ret,
+                                  struct berr *e)
 {
         scmp_filter_ctx f = NULL;
 
@@ -411,18 +551,24 @@ int seccomp_filter_prepare(const json_t *linux_seccomp, struct seccomp_ctx **ret
                 *ret = NULL;
                 return 0;
         }
+        struct seccomp_ctx *ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+                return berr_setx(e, ENOMEM, "out of memory");
+        bool notify = json_is_object(linux_seccomp) && uses_notify(linux_seccomp);
+        _cleanup_free_ char *key = cache_root && json_is_object(linux_seccomp) && !notify ? cache_key(linux_seccomp)
+                                                                                          : NULL;
+        if (key && cache_load(cache_root, key, ctx) == 0) {
+                *ret = ctx;
+                return 0;
+        }
         int r = build(&f, linux_seccomp, e);
         if (r < 0) {
                 seccomp_release(f);
+                seccomp_filter_free(ctx);
                 return r;
         }
-        struct seccomp_ctx *ctx = calloc(1, sizeof(*ctx));
-        if (!ctx) {
-                seccomp_release(f);
-                return berr_setx(e, ENOMEM, "out of memory");
-        }
         ctx->filter = f;
-        if (uses_notify(linux_seccomp)) {
+        if (notify) {
                 const char *lp = json_string_value(json_object_get(linux_seccomp, "listenerPath"));
                 const char *md = json_string_value(json_object_get(linux_seccomp, "listenerMetadata"));
                 if (!lp || !*lp) {
@@ -431,9 +577,22 @@ int seccomp_filter_prepare(const json_t *linux_seccomp, struct seccomp_ctx **ret
                 }
                 ctx->listener_path = strdup(lp);
                 ctx->listener_metadata = md ? strdup(md) : NULL;
+                *ret = ctx;
+                return 0;
         }
+        if ((r = export_program(f, ctx, e)) < 0) {
+                seccomp_filter_free(ctx);
+                return r;
+        }
+        if (key)
+                cache_store(cache_root, key, ctx);
         *ret = ctx;
         return 0;
+}
+
+int seccomp_filter_prepare(const json_t *linux_seccomp, struct seccomp_ctx **ret, struct berr *e)
+{
+        return seccomp_filter_prepare_cached(linux_seccomp, NULL, ret, e);
 }
 
 bool seccomp_filter_notifies(const struct seccomp_ctx *ctx)
@@ -477,7 +636,18 @@ int seccomp_filter_load(struct seccomp_ctx *ctx, struct berr *e)
 {
         if (!ctx)
                 return 0;
-        int r = seccomp_load(ctx->filter);
+        int r;
+        if (ctx->prog) {
+                /* what seccomp_load() does, without generating the program again */
+                struct sock_fprog fp = { .len = (unsigned short) ctx->prog_len, .filter = ctx->prog };
+                r = (int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, ctx->flags, &fp);
+                if (r > 0) /* TSYNC: a thread that could not be synchronised */
+                        r = -ESRCH;
+                else if (r < 0)
+                        r = -errno;
+        } else {
+                r = seccomp_load(ctx->filter);
+        }
         if (r == 0)
                 return 0;
         switch (-r) {
@@ -495,7 +665,9 @@ void seccomp_filter_free(struct seccomp_ctx *ctx)
 {
         if (!ctx)
                 return;
-        seccomp_release(ctx->filter);
+        if (ctx->filter)
+                seccomp_release(ctx->filter);
+        free(ctx->prog);
         free(ctx->listener_path);
         free(ctx->listener_metadata);
         free(ctx);

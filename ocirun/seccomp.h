@@ -20,6 +20,12 @@ struct seccomp_ctx;
  * NULL or JSON null → *ret = NULL, nothing to do). */
 int seccomp_filter_prepare(const json_t *linux_seccomp, struct seccomp_ctx **ret, struct berr *e);
 
+/* The same, with the generated program kept in <cache_root>/.seccomp (the
+ * state root) for the next container with the same profile, and taken
+ * from there when it is; cache_root NULL: no cache. */
+int seccomp_filter_prepare_cached(const json_t *linux_seccomp, const char *cache_root, struct seccomp_ctx **ret,
+                                  struct berr *e);
+
 /* Loads the filter into the calling process. Needs no_new_privs or
  * CAP_SYS_ADMIN. */
 int seccomp_filter_load(struct seccomp_ctx *ctx, struct berr *e);

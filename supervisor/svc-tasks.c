@@ -484,8 +484,7 @@ static void create_undo_shim(struct task *t)
         const char *del[] = { "delete", "--force", t->id, NULL };
         task_runtime_run(t->runtime, t->runtime_root, del);
         /* the shim removes its dir on Shutdown; give it a moment, then make sure */
-        for (int i = 0; i < 50 && access(t->state_dir, F_OK) == 0 && task_shim_pid_alive(t->state_dir) > 0; i++)
-                usleep(10 * 1000);
+        task_shim_wait_gone(t->state_dir, 500);
         fs_rm_rf(t->state_dir);
 }
 
@@ -1248,8 +1247,7 @@ static void h_task_delete_slow(struct rpc_call *call, const ProtobufCMessage *re
         if (task_bundle_remove(t->bundle, &e) < 0)
                 log_warn("supervisor: task \"%s\": %s", t->id, e.msg);
         /* Shutdown removes the shim's dir; what a dead shim left goes here */
-        for (int i = 0; i < 100 && task_shim_pid_alive(t->state_dir) > 0; i++)
-                usleep(5 * 1000);
+        task_shim_wait_gone(t->state_dir, 500);
         fs_rm_rf(t->state_dir);
 
         pthread_mutex_lock(&reg->lock);

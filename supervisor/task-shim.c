@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -225,6 +227,25 @@ pid_t task_shim_pid_alive(const char *state_dir)
                         return 0;
         }
         return (pid_t) pid;
+}
+
+bool task_shim_wait_gone(const char *state_dir, int timeout_ms)
+{
+        pid_t pid = task_shim_pid_alive(state_dir);
+        if (pid <= 0)
+                return true;
+        _cleanup_close_ int fd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (fd < 0)
+                return errno == ESRCH;
+        /* the pid may have been reused between reading shim.pid and
+         * opening it: the shim it names must still be there */
+        if (task_shim_pid_alive(state_dir) != pid)
+                return true;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r;
+        while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+                ;
+        return r > 0;
 }
 
 int task_runtime_run(const char *runtime, const char *runtime_root, const char *const *args)

@@ -52,6 +52,10 @@ int task_exit_file_write(const char *state_dir, const struct task_exit *x);
 /* The pid in <state_dir>/shim.pid, when that process is alive; 0 if not. */
 pid_t task_shim_pid_alive(const char *state_dir);
 
+/* Waits up to timeout_ms for the shim of state_dir to exit (not polling:
+ * a pidfd); true when it is gone. */
+bool task_shim_wait_gone(const char *state_dir, int timeout_ms);
+
 /* "<runtime> --root ROOT <args...>", waited for; its output discarded.
  * Returns its exit status (or -errno when it could not run). */
 int task_runtime_run(const char *runtime, const char *runtime_root, const char *const *args);

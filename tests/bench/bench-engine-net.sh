@@ -73,47 +73,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-berth_cli() { DOCKER_CONFIG=$br/cli "$DOCKER_CLI" -H "unix://$br/run/engine.sock" "$@"; }
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# --- the registry and the image ----------------------------------------------
-host=127.0.0.1:$(free_port)
-mkdir -p "$tmp/reg"
-cat >"$tmp/reg/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $tmp/reg/storage
-http:
-  addr: $host
-EOF
-"$REGISTRY_BIN" serve "$tmp/reg/config.yml" >"$tmp/reg/log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 100); do curl -fs "http://$host/v2/" >/dev/null && break; sleep 0.05; done
-"$PY" - "$repo" "$tmp/layout" <<'PYEOF'
-import sys
-repo, path = sys.argv[1], sys.argv[2]
-sys.path[:0] = [repo + "/tests/lib", repo + "/tests/supervisor"]
-import berth_registry, ocilayout
-lay = ocilayout.Layout(path)
-ocilayout.single(lay, "busybox", [(ocilayout._tar(berth_registry.busybox_entries(ocilayout.BUSYBOX)), "gzip")])
-PYEOF
-skopeo copy --quiet --dest-tls-verify=false "oci:$tmp/layout:busybox" "docker://$host/busybox:latest"
-img=$host/busybox:latest
-
-# --- both daemons ------------------------------------------------------------
-mkdir -p "$br/cli"
-"$BUILD/supervisor/berth-supervisor" --root "$br/root" --exec-root "$br/run" --shim "$BUILD/shim/berth-shim" \
-    --runtime "$BUILD/ocirun/ocirun" >"$br/supervisor.log" 2>&1 &
-sup_pid=$!
-for _ in $(seq 200); do [ -S "$br/run/supervisor.sock" ] && break; sleep 0.02; done
-"$BUILD/engine/berth-engine" --data-root "$br/root" --exec-root "$br/run" -H "unix://$br/run/engine.sock" \
-    --log-level warn >"$br/engine.log" 2>&1 &
-eng_pid=$!
-for _ in $(seq 200); do berth_cli version >/dev/null 2>&1 && break; sleep 0.05; done
-berth_cli version >/dev/null || die "berth-engine did not start: $(tail -5 "$br/engine.log")"
+# --- the registry, the image, berth --------------------------------------------
+bench_registry_busybox "$tmp/reg"
+bench_berth_start "$BUILD" "$br" "$br/run"
 # dockerd as it usually runs: its bridge, iptables, masquerade, the
 # userland proxy (the later flags override lib.sh's --bridge=none ...)
 bench_dockerd_start "$tmp/dk" --insecure-registry "$host" --bridge= --bip "$DOCKER_BIP" --iptables=true \
@@ -142,10 +104,10 @@ ab_rps() { # port -> requests per second
     for i in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$1/" && break; sleep 0.05; done
     ab -q -n "$AB_N" -c "$AB_C" "http://127.0.0.1:$1/" 2>&1 | awk '/Requests per second/ {print $4}'
 }
-bp=$(free_port)
+bp=$(bench_free_port)
 berth_cli run -d --name web -p "$bp:80" "$img" sh -c "$HTTPD" >/dev/null
 b_rps=$(ab_rps "$bp")
-dp=$(free_port)
+dp=$(bench_free_port)
 dockerd_cli run -d --name web -p "$dp:80" "$img" sh -c "$HTTPD" >/dev/null
 d_rps=$(ab_rps "$dp")
 

@@ -130,3 +130,50 @@ bench_rss_kb() {
     done
     echo "$total"
 }
+
+# bench_registry_busybox DIR: Debian's docker-registry on a free loopback
+# port with its storage in DIR, and busybox (every applet, /etc/passwd) pushed
+# to it as busybox:latest. Sets $host, $img and $reg_pid (the caller stops it).
+bench_free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+bench_registry_busybox() {
+    local d=$1
+    host=127.0.0.1:$(bench_free_port)
+    mkdir -p "$d"
+    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/storage\nhttp:\n  addr: %s\n' \
+        "$d" "$host" >"$d/config.yml"
+    /usr/bin/docker-registry serve "$d/config.yml" >"$d/log" 2>&1 &
+    reg_pid=$!
+    for _ in $(seq 100); do curl -fs "http://$host/v2/" >/dev/null && break; sleep 0.05; done
+    "$PY" - "$bench_repo" "$d/layout" <<'PYEOF'
+import sys
+repo, path = sys.argv[1], sys.argv[2]
+sys.path[:0] = [repo + "/tests/lib", repo + "/tests/supervisor"]
+import berth_registry, ocilayout
+lay = ocilayout.Layout(path)
+ocilayout.single(lay, "busybox", [(ocilayout._tar(berth_registry.busybox_entries(ocilayout.BUSYBOX)), "gzip")])
+PYEOF
+    skopeo copy --quiet --dest-tls-verify=false "oci:$d/layout:busybox" "docker://$host/busybox:latest"
+    img=$host/busybox:latest
+}
+
+# bench_berth_start BUILD DATA_ROOT EXEC_ROOT: berth-supervisor and
+# berth-engine from BUILD (the exec root must be short: the shims' socket
+# paths must fit in 108 bytes). Sets $sup_pid, $eng_pid and $berth_sock;
+# berth_cli runs Debian's docker CLI against the engine.
+bench_berth_start() {
+    local b=$1 data=$2 run=$3
+    berth_sock=$run/engine.sock
+    berth_cli_config=$data/cli
+    mkdir -p "$data/cli"
+    "$b/supervisor/berth-supervisor" --root "$data/root" --exec-root "$run" --shim "$b/shim/berth-shim" \
+        --runtime "$b/ocirun/ocirun" >"$data/supervisor.log" 2>&1 &
+    sup_pid=$!
+    for _ in $(seq 200); do [ -S "$run/supervisor.sock" ] && break; sleep 0.02; done
+    "$b/engine/berth-engine" --data-root "$data/root" --exec-root "$run" -H "unix://$berth_sock" \
+        --log-level warn >"$data/engine.log" 2>&1 &
+    eng_pid=$!
+    for _ in $(seq 200); do berth_cli version >/dev/null 2>&1 && break; sleep 0.05; done
+    berth_cli version >/dev/null || { tail -5 "$data/engine.log" >&2; echo "berth-engine did not start" >&2; exit 1; }
+}
+berth_cli() { DOCKER_CONFIG=$berth_cli_config "$DOCKER_CLI" -H "unix://$berth_sock" "$@"; }

@@ -323,3 +323,50 @@ def test_bad_profile_message(rt, bundle, leftovers, prof, message):
     assert p.returncode != 0
     assert p.stderr.strip() == message
     no_leftovers(rt, b, leftovers)
+
+
+# ------------------------------------------------------------ program cache
+
+
+CACHE_SCRIPT = ["sh", "-c", "mkdir /tmp/x 2>&1; echo mkdir=$?; rmdir /tmp/x 2>&1; echo rmdir=$?"]
+DENY_MKDIR = profile(syscalls=[rule(["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", errnoRet=28)])
+DENY_RMDIR = profile(syscalls=[rule(["rmdir", "unlinkat"], "SCMP_ACT_ERRNO")],
+                     flags=["SECCOMP_FILTER_FLAG_LOG"])
+
+
+def check_deny_mkdir(out):
+    assert "No space left on device" in out and "mkdir=1" in out, out
+
+
+def check_deny_rmdir(out):
+    assert "mkdir=0" in out and "Operation not permitted" in out and "rmdir=1" in out, out
+
+
+def test_same_profile_again_and_another(rt, bundle):
+    """ocirun keeps the programs it generates in <root>/.seccomp: a second
+    container with a profile gets the same filter, another profile its own."""
+    for _ in range(2):
+        check_deny_mkdir(run_ok(rt, bundle, CACHE_SCRIPT, DENY_MKDIR))
+    for _ in range(2):
+        check_deny_rmdir(run_ok(rt, bundle, CACHE_SCRIPT, DENY_RMDIR))
+    check_deny_mkdir(run_ok(rt, bundle, CACHE_SCRIPT, DENY_MKDIR))
+    assert "NoNewPrivs:\t1" in run_ok(rt, bundle, ["cat", "/proc/self/status"], DENY_MKDIR)
+    if rt.name == "ocirun":
+        assert len(list((rt.root / ".seccomp").iterdir())) == 2
+        assert ".seccomp" not in rt("list").stdout
+
+
+@pytest.mark.ocirun_only
+def test_cache_entry_for_another_key_is_not_used(rt, bundle):
+    """A cache file holds its whole key: one whose key differs (another
+    profile's program under this profile's name, or garbage) is rebuilt."""
+    check_deny_mkdir(run_ok(rt, bundle, CACHE_SCRIPT, DENY_MKDIR))
+    (mkdir_file,) = list((rt.root / ".seccomp").iterdir())
+    mkdir_file.rename(mkdir_file.with_name("saved"))
+    check_deny_rmdir(run_ok(rt, bundle, CACHE_SCRIPT, DENY_RMDIR))
+    (rmdir_file,) = [f for f in (rt.root / ".seccomp").iterdir() if f.name != "saved"]
+    rmdir_file.rename(mkdir_file)  # the rmdir program under the mkdir key's name
+    check_deny_mkdir(run_ok(rt, bundle, CACHE_SCRIPT, DENY_MKDIR))
+    mkdir_file.write_bytes(b"garbage")
+    check_deny_mkdir(run_ok(rt, bundle, CACHE_SCRIPT, DENY_MKDIR))
+    check_deny_mkdir(run_ok(rt, bundle, CACHE_SCRIPT, DENY_MKDIR))

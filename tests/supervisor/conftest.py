@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -31,9 +32,10 @@ import pytest
 
 import ocilayout
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from berth_registry import REGISTRY_BIN, TIMEOUT, Registry, free_port  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parents[2]
-REGISTRY_BIN = "/usr/bin/docker-registry"
-TIMEOUT = 60
 
 
 def build_dir():
@@ -48,71 +50,9 @@ def fetch_bin():
     return str(p)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def need(tool):
     if not shutil.which(tool):
         pytest.skip(f"{tool} is not installed (packaging/install-deps.sh)")
-
-
-class Registry:
-    def __init__(self, workdir, name, auth_yaml=""):
-        self.dir = Path(workdir) / name
-        self.storage = self.dir / "storage"
-        self.storage.mkdir(parents=True)
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.log = open(self.dir / "registry.log", "wb")
-        cfg = self.dir / "config.yml"
-        cfg.write_text(
-            "version: 0.1\n"
-            "log:\n  level: info\n  accesslog:\n    disabled: false\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n"
-            + auth_yaml)
-        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(cfg)], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break  # 401: up, wants auth
-            except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("docker-registry did not start:\n" + self.log_text())
-                time.sleep(0.05)
-
-    def log_text(self):
-        self.log.flush()
-        return (self.dir / "registry.log").read_text(errors="replace")
-
-    def push(self, layout, tag, dest, *extra, creds=None):
-        args = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
-        if creds:
-            args += ["--dest-creds", creds]
-        args += list(extra) + [f"oci:{layout.path}:{tag}", f"docker://{self.host}/{dest}"]
-        p = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT)
-        if p.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)}: {p.stderr}")
-
-    def blob_path(self, digest):
-        hexd = digest.split(":", 1)[1]
-        return self.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="session")
