@@ -3,8 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <mbedtls/sha256.h>
-#include <mbedtls/version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "sha256.h"
 #include "fs-util.h"
 
 struct content_store {
@@ -29,25 +28,10 @@ struct content_writer {
         char *data;             /* <dir>/data */
         int fd;
         uint64_t offset;
-        mbedtls_sha256_context md;
+        struct sha256 *md;
         bool unknown;           /* opened without a digest: it is learnt at commit */
         bool done;
 };
-
-/* sha256 through mbed TLS, which the daemon maps anyway (nng's TLS):
- * OpenSSL's first digest would leave ~1.3 MB of libcrypto resident in it.
- * The calls were renamed in mbed TLS 3 (the _ret variants of 2.x). */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define sha256_starts mbedtls_sha256_starts
-#define sha256_update mbedtls_sha256_update
-#define sha256_finish mbedtls_sha256_finish
-#define sha256_oneshot mbedtls_sha256
-#else
-#define sha256_starts mbedtls_sha256_starts_ret
-#define sha256_update mbedtls_sha256_update_ret
-#define sha256_finish mbedtls_sha256_finish_ret
-#define sha256_oneshot mbedtls_sha256_ret
-#endif
 
 int content_digest_check(const char *d, struct berr *e)
 {
@@ -73,7 +57,7 @@ static void hex_digest(const unsigned char *md, unsigned len, char ret[CONTENT_D
 int content_digest_of(const void *data, size_t len, char ret[CONTENT_DIGEST_MAX])
 {
         unsigned char md[32];
-        if (sha256_oneshot(data, len, md, 0) != 0)
+        if (sha256_buf(data, len, md) != 0)
                 return -EIO;
         hex_digest(md, sizeof(md), ret);
         return 0;
@@ -248,7 +232,7 @@ static int rehash(struct content_writer *w, struct berr *e)
                 }
                 if (n == 0)
                         break;
-                if (sha256_update(&w->md, (const unsigned char *) buf, (size_t) n) != 0)
+                if (sha256_update(w->md, buf, (size_t) n) != 0)
                         return berr_setx(e, EIO, "sha256 of \"%s\" failed", w->data);
                 w->offset += (uint64_t) n;
         }
@@ -259,7 +243,7 @@ int content_writer_reset(struct content_writer *w, struct berr *e)
 {
         if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
                 return berr_set(e, errno, "truncating ingest \"%s\"", w->data);
-        if (sha256_starts(&w->md, 0) != 0)
+        if (sha256_reset(w->md) != 0)
                 return berr_setx(e, EIO, "sha256 init failed");
         w->offset = 0;
         return 0;
@@ -278,7 +262,7 @@ void content_writer_close(struct content_writer *w, bool discard)
         }
         if (w->fd >= 0)
                 close(w->fd);
-        mbedtls_sha256_free(&w->md);
+        sha256_free(w->md);
         free(w->dir);
         free(w->data);
         free(w);
@@ -303,7 +287,6 @@ int content_writer_open(struct content_store *cs, const char *expected, int64_t 
         w->cs = cs;
         w->size = size;
         w->unknown = !expected;
-        mbedtls_sha256_init(&w->md);
         snprintf(w->expected, sizeof(w->expected), "%s", expected ? expected : "(unknown digest)");
         if (expected ? asprintf(&w->dir, "%s/%s", cs->ingest, ref) < 0
                      : asprintf(&w->dir, "%s/unknown-XXXXXX", cs->ingest) < 0) {
@@ -331,8 +314,8 @@ int content_writer_open(struct content_store *cs, const char *expected, int64_t 
                 content_writer_close(w, false);
                 return r;
         }
-        if (sha256_starts(&w->md, 0) != 0) {
-                r = berr_setx(e, EIO, "sha256 init failed");
+        if (!(w->md = sha256_new())) {
+                r = berr_setx(e, ENOMEM, "sha256 init failed");
                 goto fail;
         }
         r = rehash(w, e);
@@ -369,7 +352,7 @@ int content_writer_write(struct content_writer *w, const void *data, size_t len,
         int r = fs_write_all(w->fd, data, len);
         if (r < 0)
                 return berr_set(e, r, "writing ingest \"%s\"", w->data);
-        if (sha256_update(&w->md, data, len) != 0)
+        if (sha256_update(w->md, data, len) != 0)
                 return berr_setx(e, EIO, "sha256 update failed");
         w->offset += len;
         return 0;
@@ -397,7 +380,7 @@ int content_writer_commit(struct content_writer *w, struct berr *e)
                 remove_ingest(w);
                 return r;
         }
-        if (sha256_finish(&w->md, md) != 0)
+        if (sha256_final(w->md, md) != 0)
                 return berr_setx(e, EIO, "sha256 final failed");
         hex_digest(md, sizeof(md), got);
         if (w->unknown) {

@@ -35,9 +35,7 @@ static void usage(FILE *f)
                    "  images import [--no-unpack] FILE | export [--format docker|oci] FILE NAME...\n"
                    "  content ls | info DIGEST | rm DIGEST... | gc\n"
                    "  snapshots ls [--usage] | rm KEY...\n"
-#ifdef CTR_HAVE_TASKS
                    "  run, containers, tasks: see berth-ctr COMMAND --help\n"
-#endif
                    "\n"
                    "--address defaults to " DEFAULT_ADDRESS ", --events-address to " DEFAULT_EVENTS_ADDRESS ".\n");
 }
@@ -209,11 +207,9 @@ static const struct {
         { "images", ctr_cmd_images },
         { "content", ctr_cmd_content },
         { "snapshots", ctr_cmd_snapshots },
-#ifdef CTR_HAVE_TASKS
         { "run", ctr_cmd_run },
         { "containers", ctr_cmd_containers },
         { "tasks", ctr_cmd_tasks },
-#endif
 };
 
 int main(int argc, char **argv)

@@ -333,9 +333,7 @@ static struct rpc_method *all_methods(size_t *ret_n)
         } services[] = {
                 { supervisor_core_methods, &supervisor_core_n_methods },
                 { supervisor_images_methods, &supervisor_images_n_methods },
-#ifdef SUPERVISOR_HAVE_TASKS
                 { supervisor_tasks_methods, &supervisor_tasks_n_methods },
-#endif
         };
         size_t n = 0;
         for (size_t i = 0; i < ARRAY_SIZE(services); i++)
@@ -498,13 +496,11 @@ int main(int argc, char **argv)
                 goto out_stores;
         }
         images_up = true;
-#ifdef SUPERVISOR_HAVE_TASKS
         if (supervisor_tasks_init(&s, &e) < 0) {
                 log_error("%s", e.msg);
                 goto out_services;
         }
         tasks_up = true;
-#endif
         if (!(methods = all_methods(&n_methods))) {
                 log_error("out of memory");
                 goto out_services;
@@ -562,9 +558,7 @@ out_events:
         supervisor_events_close(&s);
 out_services:
         if (tasks_up) {
-#ifdef SUPERVISOR_HAVE_TASKS
                 supervisor_tasks_fini(&s);
-#endif
         }
         if (images_up)
                 supervisor_images_fini(&s);

@@ -55,7 +55,7 @@ static void resolve_ok(char *const *dirs, const char *user, uint32_t uid, uint32
         struct berr e = { 0 };
         uint32_t u = 99, g = 99;
         if (container_user_resolve(user, dirs, &u, &g, &e) < 0)
-                fail_msg("%s: %s", user, e.msg);
+                fail_msg("%s: %s", user ? user : "(none)", e.msg);
         assert_int_equal(u, uid);
         assert_int_equal(g, gid);
 }
