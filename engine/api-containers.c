@@ -867,16 +867,212 @@ static enum MHD_Result container_wait(struct http_request *r)
         }
         *w = (struct waiter) { en, c, wc, c->generation, -1 };
         pthread_mutex_unlock(&en->ctrs.lock);
-        enum MHD_Result res = http_reply_stream(r, 200, "application/json", &w->fd);
-        if (w->fd < 0) {
-                free(w);
-                return res;
+        return engine_reply_streamed(r, "application/json", &w->fd, wait_thread, w, 128, free);
+}
+
+/* ---- logs ---- */
+
+struct logs {
+        struct engine *en;
+        struct ctr *c;
+        char *path;
+        bool follow, out, err, timestamps, tty;
+        long long tail;          /* -1: all */
+        struct timespec since, until;
+        bool has_until;
+        int fd;
+};
+
+static void logs_free(struct logs *l)
+{
+        if (l->fd >= 0)
+                close(l->fd);
+        free(l->path);
+        free(l);
+}
+
+static void logs_release(void *l)
+{
+        logs_free(l);
+}
+
+/* One json-file line to the client; -EPIPE when the client went away. */
+static int logs_line(struct logs *l, const char *line, size_t len)
+{
+        json_t *j = json_loadb(line, len, 0, NULL);
+        if (!j)
+                return 0;
+        const char *stream = json_string_value(json_object_get(j, "stream")) ?: "stdout";
+        const char *text = json_string_value(json_object_get(j, "log")) ?: "";
+        size_t tlen = json_string_length(json_object_get(j, "log"));
+        const char *time = json_string_value(json_object_get(j, "time")) ?: "";
+        bool is_err = !strcmp(stream, "stderr");
+        int r = 0;
+        char *buf = NULL;
+        struct timespec ts = { 0 };
+        if (time_parse_rfc3339(time, &ts) == 0) {
+                if (ts.tv_sec < l->since.tv_sec ||
+                    (ts.tv_sec == l->since.tv_sec && ts.tv_nsec < l->since.tv_nsec))
+                        goto out;
+                if (l->has_until && (ts.tv_sec > l->until.tv_sec ||
+                                     (ts.tv_sec == l->until.tv_sec && ts.tv_nsec > l->until.tv_nsec)))
+                        goto out;
         }
-        if (engine_spawn(wait_thread, w, 128) != 0) {
-                close(w->fd);
-                free(w);
+        if ((is_err && !l->err) || (!is_err && !l->out))
+                goto out;
+        size_t plen = l->timestamps ? strlen(time) + 1 : 0;
+        size_t total = plen + tlen;
+        buf = malloc(8 + total);
+        if (!buf) {
+                r = -ENOMEM;
+                goto out;
         }
-        return res;
+        char *p = buf + (l->tty ? 0 : 8);
+        if (plen) {
+                memcpy(p, time, plen - 1);
+                p[plen - 1] = ' ';
+        }
+        memcpy(p + plen, text, tlen);
+        if (!l->tty) {
+                buf[0] = is_err ? 2 : 1;
+                buf[1] = buf[2] = buf[3] = 0;
+                buf[4] = (char) (total >> 24);
+                buf[5] = (char) (total >> 16);
+                buf[6] = (char) (total >> 8);
+                buf[7] = (char) total;
+        }
+        if (fs_write_all(l->fd, buf, total + (l->tty ? 0 : 8)) < 0)
+                r = -EPIPE;
+out:
+        free(buf);
+        json_decref(j);
+        return r;
+}
+
+/* Copies the container's log to l->fd as the request asked (following it
+ * while the container runs when l->follow). */
+static void logs_copy(struct logs *l)
+{
+        struct engine *en = l->en;
+        FILE *f = fopen(l->path, "re");
+        char *line = NULL;
+        size_t cap = 0;
+        /* tail: count the lines first */
+        long long skip = 0;
+        if (f && l->tail >= 0) {
+                long long n = 0;
+                while (getline(&line, &cap, f) > 0)
+                        n++;
+                skip = n > l->tail ? n - l->tail : 0;
+                rewind(f);
+        }
+        for (;;) {
+                ssize_t n = f ? getline(&line, &cap, f) : -1;
+                if (n > 0 && line[n - 1] == '\n') {
+                        if (skip > 0) {
+                                skip--;
+                                continue;
+                        }
+                        if (logs_line(l, line, (size_t) n) < 0)
+                                break;
+                        continue;
+                }
+                /* at the end (a partial line is read again when complete) */
+                if (n > 0)
+                        fseek(f, -n, SEEK_CUR);
+                if (!l->follow)
+                        break;
+                pthread_mutex_lock(&en->ctrs.lock);
+                bool running = !l->c->removed &&
+                               (!strcmp(ctr_status(l->c), "running") || !strcmp(ctr_status(l->c), "paused"));
+                pthread_mutex_unlock(&en->ctrs.lock);
+                if (!running) {
+                        /* one last read: what was written before the exit */
+                        if (f) {
+                                clearerr(f);
+                                while ((n = getline(&line, &cap, f)) > 0)
+                                        if (logs_line(l, line, (size_t) n) < 0)
+                                                break;
+                        }
+                        break;
+                }
+                struct pollfd p = { l->fd, 0, 0 };
+                if (poll(&p, 1, 100) == 1 && (p.revents & (POLLERR | POLLHUP)))
+                        break;
+                if (f)
+                        clearerr(f);
+                else
+                        f = fopen(l->path, "re");
+        }
+        free(line);
+        if (f)
+                fclose(f);
+}
+
+static void *logs_thread(void *arg)
+{
+        logs_copy(arg);
+        logs_free(arg);
+        return NULL;
+}
+
+static int parse_time_arg(const char *s, struct timespec *ts)
+{
+        /* unix seconds, with an optional fraction; or RFC 3339 */
+        if (!s || !*s)
+                return 0;
+        char *end;
+        double d = strtod(s, &end);
+        if (*end == '\0') {
+                ts->tv_sec = (time_t) d;
+                ts->tv_nsec = (long) ((d - (double) ts->tv_sec) * 1e9);
+                return 1;
+        }
+        return time_parse_rfc3339(s, ts) == 0 ? 1 : -EINVAL;
+}
+
+static enum MHD_Result container_logs(struct http_request *r)
+{
+        struct engine *en = r->engine;
+        struct logs *l = calloc(1, sizeof(*l));
+        if (!l)
+                return MHD_NO;
+        l->en = en;
+        l->fd = -1;
+        l->follow = http_query_bool(r, "follow", false);
+        l->out = http_query_bool(r, "stdout", false);
+        l->err = http_query_bool(r, "stderr", false);
+        l->timestamps = http_query_bool(r, "timestamps", false);
+        const char *tail = http_query(r, "tail");
+        l->tail = -1;
+        if (tail && *tail && strcmp(tail, "all")) {
+                char *end;
+                l->tail = strtoll(tail, &end, 10);
+                if (*end || l->tail < 0)
+                        l->tail = -1;
+        }
+        int su = parse_time_arg(http_query(r, "until"), &l->until);
+        l->has_until = su > 0;
+        if (parse_time_arg(http_query(r, "since"), &l->since) < 0 || su < 0) {
+                logs_free(l);
+                return http_reply_error(r, 400, "since and until take unix timestamps or RFC 3339 times");
+        }
+        if (!l->out && !l->err) {
+                logs_free(l);
+                return http_reply_error(r, 400, "Bad parameters: you must choose at least one stream");
+        }
+        pthread_mutex_lock(&en->ctrs.lock);
+        struct ctr *c = engine_find_ctr_locked(en, r, r->params[0]);
+        if (!c) {
+                pthread_mutex_unlock(&en->ctrs.lock);
+                logs_free(l);
+                return MHD_YES;
+        }
+        l->c = c;
+        l->path = strdup(json_string_value(json_object_get(c->doc, "LogPath")) ?: "");
+        l->tty = json_is_true(json_object_get(json_object_get(c->doc, "Config"), "Tty"));
+        pthread_mutex_unlock(&en->ctrs.lock);
+        return engine_reply_streamed(r, NULL, &l->fd, logs_thread, l, 0, logs_release);
 }
 
 /* ---- attach ---- */
@@ -984,6 +1180,8 @@ struct attach {
         struct engine *en;
         struct ctr *c;
         bool in, out, err;
+        bool logs;            /* logs=1: the log so far first */
+        bool stream;          /* stream=1: then the live output */
         bool counted;
         bool readied;
 };
@@ -1005,6 +1203,26 @@ static void attach_run(int fd, const char *extra, size_t extra_len, void *ud)
 {
         struct attach *a = ud;
         struct engine *en = a->en;
+        if (a->logs) {
+                pthread_mutex_lock(&en->ctrs.lock);
+                struct logs l = {
+                        .en = en,
+                        .c = a->c,
+                        .path = (char *) (json_string_value(json_object_get(a->c->doc, "LogPath")) ?: ""),
+                        .out = a->out,
+                        .err = a->err,
+                        .tty = json_is_true(json_object_get(json_object_get(a->c->doc, "Config"), "Tty")),
+                        .tail = -1,
+                        .fd = fd,
+                };
+                _cleanup_free_ char *path = strdup(l.path);
+                l.path = path;
+                pthread_mutex_unlock(&en->ctrs.lock);
+                if (path)
+                        logs_copy(&l);
+                if (!a->stream)
+                        return;
+        }
         pthread_mutex_lock(&en->ctrs.lock);
         /* before start: wait until the task exists */
         if (!a->c->task && !strcmp(ctr_status(a->c), "created")) {
@@ -1041,9 +1259,6 @@ static enum MHD_Result container_attach(struct http_request *r)
                 return MHD_YES;
         }
         pthread_mutex_unlock(&en->ctrs.lock);
-        if (!http_query_bool(r, "stream", false) && http_query_bool(r, "logs", false))
-                return http_reply_error(r, 501, "engine: attach with logs=1 and no stream is not implemented; "
-                                                "use GET /containers/{id}/logs");
         struct attach *a = calloc(1, sizeof(*a));
         if (!a)
                 return MHD_NO;
@@ -1052,208 +1267,9 @@ static enum MHD_Result container_attach(struct http_request *r)
         a->in = http_query_bool(r, "stdin", false);
         a->out = http_query_bool(r, "stdout", false);
         a->err = http_query_bool(r, "stderr", false);
+        a->logs = http_query_bool(r, "logs", false);
+        a->stream = http_query_bool(r, "stream", false);
         return http_hijack(r, "application/vnd.docker.raw-stream", attach_run, a, free);
-}
-
-/* ---- logs ---- */
-
-struct logs {
-        struct engine *en;
-        struct ctr *c;
-        char *path;
-        bool follow, out, err, timestamps, tty;
-        long long tail;          /* -1: all */
-        struct timespec since, until;
-        bool has_until;
-        int fd;
-};
-
-static void logs_free(struct logs *l)
-{
-        if (l->fd >= 0)
-                close(l->fd);
-        free(l->path);
-        free(l);
-}
-
-/* One json-file line to the client; -EPIPE when the client went away. */
-static int logs_line(struct logs *l, const char *line, size_t len)
-{
-        json_t *j = json_loadb(line, len, 0, NULL);
-        if (!j)
-                return 0;
-        const char *stream = json_string_value(json_object_get(j, "stream")) ?: "stdout";
-        const char *text = json_string_value(json_object_get(j, "log")) ?: "";
-        size_t tlen = json_string_length(json_object_get(j, "log"));
-        const char *time = json_string_value(json_object_get(j, "time")) ?: "";
-        bool is_err = !strcmp(stream, "stderr");
-        int r = 0;
-        char *buf = NULL;
-        struct timespec ts = { 0 };
-        if (time_parse_rfc3339(time, &ts) == 0) {
-                if (ts.tv_sec < l->since.tv_sec ||
-                    (ts.tv_sec == l->since.tv_sec && ts.tv_nsec < l->since.tv_nsec))
-                        goto out;
-                if (l->has_until && (ts.tv_sec > l->until.tv_sec ||
-                                     (ts.tv_sec == l->until.tv_sec && ts.tv_nsec > l->until.tv_nsec)))
-                        goto out;
-        }
-        if ((is_err && !l->err) || (!is_err && !l->out))
-                goto out;
-        size_t plen = l->timestamps ? strlen(time) + 1 : 0;
-        size_t total = plen + tlen;
-        buf = malloc(8 + total);
-        if (!buf) {
-                r = -ENOMEM;
-                goto out;
-        }
-        char *p = buf + (l->tty ? 0 : 8);
-        if (plen) {
-                memcpy(p, time, plen - 1);
-                p[plen - 1] = ' ';
-        }
-        memcpy(p + plen, text, tlen);
-        if (!l->tty) {
-                buf[0] = is_err ? 2 : 1;
-                buf[1] = buf[2] = buf[3] = 0;
-                buf[4] = (char) (total >> 24);
-                buf[5] = (char) (total >> 16);
-                buf[6] = (char) (total >> 8);
-                buf[7] = (char) total;
-        }
-        if (fs_write_all(l->fd, buf, total + (l->tty ? 0 : 8)) < 0)
-                r = -EPIPE;
-out:
-        free(buf);
-        json_decref(j);
-        return r;
-}
-
-static void *logs_thread(void *arg)
-{
-        struct logs *l = arg;
-        struct engine *en = l->en;
-        FILE *f = fopen(l->path, "re");
-        char *line = NULL;
-        size_t cap = 0;
-        /* tail: count the lines first */
-        long long skip = 0;
-        if (f && l->tail >= 0) {
-                long long n = 0;
-                while (getline(&line, &cap, f) > 0)
-                        n++;
-                skip = n > l->tail ? n - l->tail : 0;
-                rewind(f);
-        }
-        for (;;) {
-                ssize_t n = f ? getline(&line, &cap, f) : -1;
-                if (n > 0 && line[n - 1] == '\n') {
-                        if (skip > 0) {
-                                skip--;
-                                continue;
-                        }
-                        if (logs_line(l, line, (size_t) n) < 0)
-                                break;
-                        continue;
-                }
-                /* at the end (a partial line is read again when complete) */
-                if (n > 0)
-                        fseek(f, -n, SEEK_CUR);
-                if (!l->follow)
-                        break;
-                pthread_mutex_lock(&en->ctrs.lock);
-                bool running = !l->c->removed &&
-                               (!strcmp(ctr_status(l->c), "running") || !strcmp(ctr_status(l->c), "paused"));
-                pthread_mutex_unlock(&en->ctrs.lock);
-                if (!running) {
-                        /* one last read: what was written before the exit */
-                        if (f) {
-                                clearerr(f);
-                                while ((n = getline(&line, &cap, f)) > 0)
-                                        if (logs_line(l, line, (size_t) n) < 0)
-                                                break;
-                        }
-                        break;
-                }
-                struct pollfd p = { l->fd, 0, 0 };
-                if (poll(&p, 1, 100) == 1 && (p.revents & (POLLERR | POLLHUP)))
-                        break;
-                if (f)
-                        clearerr(f);
-                else
-                        f = fopen(l->path, "re");
-        }
-        free(line);
-        if (f)
-                fclose(f);
-        logs_free(l);
-        return NULL;
-}
-
-static int parse_time_arg(const char *s, struct timespec *ts)
-{
-        /* unix seconds, with an optional fraction; or RFC 3339 */
-        if (!s || !*s)
-                return 0;
-        char *end;
-        double d = strtod(s, &end);
-        if (*end == '\0') {
-                ts->tv_sec = (time_t) d;
-                ts->tv_nsec = (long) ((d - (double) ts->tv_sec) * 1e9);
-                return 1;
-        }
-        return time_parse_rfc3339(s, ts) == 0 ? 1 : -EINVAL;
-}
-
-static enum MHD_Result container_logs(struct http_request *r)
-{
-        struct engine *en = r->engine;
-        struct logs *l = calloc(1, sizeof(*l));
-        if (!l)
-                return MHD_NO;
-        l->en = en;
-        l->fd = -1;
-        l->follow = http_query_bool(r, "follow", false);
-        l->out = http_query_bool(r, "stdout", false);
-        l->err = http_query_bool(r, "stderr", false);
-        l->timestamps = http_query_bool(r, "timestamps", false);
-        const char *tail = http_query(r, "tail");
-        l->tail = -1;
-        if (tail && *tail && strcmp(tail, "all")) {
-                char *end;
-                l->tail = strtoll(tail, &end, 10);
-                if (*end || l->tail < 0)
-                        l->tail = -1;
-        }
-        int su = parse_time_arg(http_query(r, "until"), &l->until);
-        l->has_until = su > 0;
-        if (parse_time_arg(http_query(r, "since"), &l->since) < 0 || su < 0) {
-                logs_free(l);
-                return http_reply_error(r, 400, "since and until take unix timestamps or RFC 3339 times");
-        }
-        if (!l->out && !l->err) {
-                logs_free(l);
-                return http_reply_error(r, 400, "Bad parameters: you must choose at least one stream");
-        }
-        pthread_mutex_lock(&en->ctrs.lock);
-        struct ctr *c = engine_find_ctr_locked(en, r, r->params[0]);
-        if (!c) {
-                pthread_mutex_unlock(&en->ctrs.lock);
-                logs_free(l);
-                return MHD_YES;
-        }
-        l->c = c;
-        l->path = strdup(json_string_value(json_object_get(c->doc, "LogPath")) ?: "");
-        l->tty = json_is_true(json_object_get(json_object_get(c->doc, "Config"), "Tty"));
-        pthread_mutex_unlock(&en->ctrs.lock);
-        enum MHD_Result res = http_reply_stream(r, 200, NULL, &l->fd);
-        if (l->fd < 0) {
-                logs_free(l);
-                return res;
-        }
-        if (engine_spawn(logs_thread, l, 0) != 0)
-                logs_free(l);
-        return res;
 }
 
 /* ---- list and inspect ---- */

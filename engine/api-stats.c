@@ -150,16 +150,7 @@ static enum MHD_Result container_stats(struct http_request *r)
                 return MHD_NO;
         s->en = en;
         s->c = c;
-        enum MHD_Result res = http_reply_stream(r, 200, "application/json", &s->fd);
-        if (s->fd < 0) {
-                free(s);
-                return res;
-        }
-        if (engine_spawn(stats_thread, s, 0) != 0) {
-                close(s->fd);
-                free(s);
-        }
-        return res;
+        return engine_reply_streamed(r, "application/json", &s->fd, stats_thread, s, 0, free);
 }
 
 /* ps -ef's columns for one pid, from /proc. */

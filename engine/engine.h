@@ -33,6 +33,12 @@ struct engine {
  * that shutdown knows whether anything still runs. Returns 0 or -errno
  * (then fn did not run). */
 int engine_spawn(void *(*fn)(void *), void *arg, size_t stack_kb);
+/* A streamed 200 reply fed by fn(arg) on a thread of its own: *fd (a
+ * field of arg) gets the pipe the thread writes the body to and closes.
+ * When the reply or the thread cannot be had, *fd is closed and set to -1
+ * and release(arg) runs. */
+enum MHD_Result engine_reply_streamed(struct http_request *r, const char *content_type, int *fd,
+                                      void *(*fn)(void *), void *arg, size_t stack_kb, void (*release)(void *arg));
 /* Threads started by engine_spawn that have not ended. */
 unsigned engine_threads_active(void);
 

@@ -197,6 +197,13 @@ static int send_event(struct stream *s, json_t *e)
         return r;
 }
 
+static void stream_release(void *arg)
+{
+        struct stream *s = arg;
+        json_decref(s->filters);
+        free(s);
+}
+
 static void *stream_thread(void *arg)
 {
         struct stream *s = arg;
@@ -301,18 +308,7 @@ static enum MHD_Result events(struct http_request *r)
                         return http_reply_error(r, 400, "invalid filters: %s", jerr.text);
                 }
         }
-        enum MHD_Result res = http_reply_stream(r, 200, "application/json", &s->fd);
-        if (s->fd < 0) {
-                json_decref(s->filters);
-                free(s);
-                return res;
-        }
-        if (engine_spawn(stream_thread, s, 128) != 0) {
-                close(s->fd);
-                json_decref(s->filters);
-                free(s);
-        }
-        return res;
+        return engine_reply_streamed(r, "application/json", &s->fd, stream_thread, s, 128, stream_release);
 }
 
 const struct http_route engine_event_routes[] = {

@@ -83,6 +83,20 @@ int engine_spawn(void *(*fn)(void *), void *arg, size_t stack_kb)
         return 0;
 }
 
+enum MHD_Result engine_reply_streamed(struct http_request *r, const char *content_type, int *fd,
+                                      void *(*fn)(void *), void *arg, size_t stack_kb, void (*release)(void *arg))
+{
+        enum MHD_Result res = http_reply_stream(r, 200, content_type, fd);
+        if (*fd >= 0 && engine_spawn(fn, arg, stack_kb) == 0)
+                return res;
+        if (*fd >= 0) {
+                close(*fd);
+                *fd = -1;
+        }
+        release(arg);
+        return res;
+}
+
 unsigned engine_threads_active(void)
 {
         return threads_active;

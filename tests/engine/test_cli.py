@@ -411,3 +411,16 @@ def test_bad_flags(stack):
     assert p.returncode == 125 and "capability" in p.stderr.lower()
     p = stack.docker("run", "--rm", "--security-opt", "nonsense", stack.image, "true", check=False)
     assert p.returncode == 125
+
+
+def test_attach_with_logs(stack, name):
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=stack.host, version="auto")
+    c = client.containers.run(stack.image, ["sh", "-c", "echo one; echo two >&2"], detach=True, name=name)
+    assert c.wait(timeout=20)["StatusCode"] == 0
+    # logs=1 without stream: the log so far, in Docker's frames (demuxed by docker-py)
+    out = c.attach(stdout=True, stderr=True, logs=True, stream=False)
+    assert out.replace(b"\r", b"") in (b"one\ntwo\n", b"two\none\n")
+    out = c.attach(stdout=True, stderr=False, logs=True, stream=False)
+    assert out == b"one\n"
+    c.remove()
