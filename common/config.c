@@ -8,7 +8,8 @@
 
 static const char *const known_keys[] = {
         "data-root", "exec-root", "hosts", "insecure-registries", "registry-mirrors", "live-restore", "bip",
-        "default-address-pools", "log-level", "default-runtime", "runtimes", NULL,
+        "default-address-pools", "log-level", "default-runtime", "runtimes", "tls", "tlsverify", "tlscacert",
+        "tlscert", "tlskey", NULL,
 };
 
 static int bad(char *err, size_t len, const char *path, const char *key, const char *want)
@@ -41,6 +42,17 @@ static int get_strings(json_t *doc, const char *path, const char *key, json_t **
                 return bad(err, len, path, key, "a list of strings");
         json_array_foreach(v, i, x) if (!json_is_string(x)) return bad(err, len, path, key, "a list of strings");
         *ret = json_incref(v);
+        return 0;
+}
+
+static int get_bool(json_t *doc, const char *path, const char *key, bool *ret, char *err, size_t len)
+{
+        json_t *v = json_object_get(doc, key);
+        if (!v)
+                return 0;
+        if (!json_is_boolean(v))
+                return bad(err, len, path, key, "true or false");
+        *ret = json_is_true(v);
         return 0;
 }
 
@@ -80,22 +92,18 @@ static int load(const char *path, bool must_exist, struct berth_config *c, char 
             (r = get_string(c->doc, path, "log-level", &c->log_level, err, errlen)) < 0 ||
             (r = get_string(c->doc, path, "bip", &c->bip, err, errlen)) < 0 ||
             (r = get_string(c->doc, path, "default-runtime", &c->default_runtime, err, errlen)) < 0 ||
+            (r = get_string(c->doc, path, "tlscacert", &c->tlscacert, err, errlen)) < 0 ||
+            (r = get_string(c->doc, path, "tlscert", &c->tlscert, err, errlen)) < 0 ||
+            (r = get_string(c->doc, path, "tlskey", &c->tlskey, err, errlen)) < 0 ||
+            (r = get_strings(c->doc, path, "hosts", &c->hosts, err, errlen)) < 0 ||
             (r = get_strings(c->doc, path, "insecure-registries", &c->insecure_registries, err, errlen)) < 0 ||
             (r = get_strings(c->doc, path, "registry-mirrors", &c->registry_mirrors, err, errlen)) < 0)
                 return r;
-        json_t *hosts = json_object_get(c->doc, "hosts");
-        if (hosts) {
-                if (!json_is_array(hosts) || json_array_size(hosts) != 1 ||
-                    !json_is_string(json_array_get(hosts, 0)))
-                        return bad(err, errlen, path, "hosts", "a list of one unix:// URL (one socket is served)");
-                c->host = json_string_value(json_array_get(hosts, 0));
-        }
-        json_t *lr = json_object_get(c->doc, "live-restore");
-        if (lr) {
-                if (!json_is_boolean(lr))
-                        return bad(err, errlen, path, "live-restore", "true or false");
-                c->live_restore = json_is_true(lr);
-        }
+        c->host = json_string_value(json_array_get(c->hosts, 0));
+        if ((r = get_bool(c->doc, path, "live-restore", &c->live_restore, err, errlen)) < 0 ||
+            (r = get_bool(c->doc, path, "tls", &c->tls, err, errlen)) < 0 ||
+            (r = get_bool(c->doc, path, "tlsverify", &c->tlsverify, err, errlen)) < 0)
+                return r;
         json_t *rt = json_object_get(c->doc, "runtimes");
         if (rt && !json_is_object(rt))
                 return bad(err, errlen, path, "runtimes", "an object of {\"path\": ...} by name");
@@ -127,6 +135,7 @@ void berth_config_done(struct berth_config *c)
 {
         json_decref(c->doc);
         json_decref(c->runtimes);
+        json_decref(c->hosts);
         json_decref(c->insecure_registries);
         json_decref(c->registry_mirrors);
         memset(c, 0, sizeof(*c));

@@ -12,6 +12,12 @@ struct berth_config {
         const char *data_root;       /* NULL: not set */
         const char *exec_root;
         const char *host;            /* the first of "hosts" */
+        json_t *hosts;               /* array of strings; never NULL */
+        bool tls;                    /* "tls", "tlsverify": default false */
+        bool tlsverify;
+        const char *tlscacert;       /* PEM files; NULL: not set */
+        const char *tlscert;
+        const char *tlskey;
         const char *log_level;
         const char *bip;
         const char *default_runtime; /* NULL: ocirun */

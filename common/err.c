@@ -75,3 +75,12 @@ void berr_clear(struct berr *e)
                 e->msg[0] = '\0';
         }
 }
+
+int err_buf(char *buf, size_t len, int r, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+        return r;
+}

@@ -29,3 +29,8 @@ int berr_prefix(struct berr *e, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
 void berr_clear(struct berr *e);
+
+/* For code that reports into a caller's buffer (char *err, size_t len):
+ * formats the message there and returns r (a -errno), so that
+ * `return err_buf(err, len, -EINVAL, "...", ...)` fails in one line. */
+int err_buf(char *buf, size_t len, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -1,5 +1,6 @@
 #include "fs-util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -232,6 +233,33 @@ int fs_rm_rf(const char *path)
         if (r < 0)
                 return -errno;
         return r > 0 ? -r : r;
+}
+
+int fs_rm_rf_at(int dfd, const char *name)
+{
+        if (unlinkat(dfd, name, 0) == 0)
+                return 0;
+        if (errno != EISDIR)
+                return -errno;
+        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        int r = 0;
+        struct dirent *de;
+        while (r == 0 && (errno = 0, de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                        r = fs_rm_rf_at(dirfd(d), de->d_name);
+        if (r == 0 && errno)
+                r = -errno;
+        closedir(d);
+        if (r == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0)
+                r = -errno;
+        return r;
 }
 
 /* --- resolution inside a root --- */

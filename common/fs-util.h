@@ -29,6 +29,9 @@ int fs_mkdir_p(const char *path, mode_t mode);
 
 /* rm -rf that never follows symlinks; a missing path is success. */
 int fs_rm_rf(const char *path);
+/* name under dfd, whatever it is, a directory with all it holds; never
+ * follows a symlink. 0 or -errno. */
+int fs_rm_rf_at(int dfd, const char *name);
 
 /* fsync of the directory that holds path. */
 int fs_fsync_parent(const char *path);

@@ -18,6 +18,8 @@
 
 #include "cleanup.h"
 #include "engine.h"
+#include "filters.h"
+#include "json-util.h"
 #include "fs-util.h"
 #include "image-reference.h"
 #include "log.h"
@@ -180,7 +182,7 @@ static void *restart_thread(void *arg)
                         log_warn("engine: restarting %s: %s", c->id, err);
                         if (should_restart_locked(c, 128))
                                 schedule_restart_locked(en, c);
-                        ctr_save_locked(&en->ctrs, c);
+                        ctr_save_state_locked(&en->ctrs, c);
                 } else {
                         ctr_event_locked(en, c, "restart", NULL);
                 }
@@ -240,7 +242,7 @@ static void on_exit_locked(struct engine *en, struct ctr *c, int code, bool oom,
         c->task = false;
         if (!c->removed && should_restart_locked(c, code < 0 ? 255 : code))
                 schedule_restart_locked(en, c);
-        ctr_save_locked(&en->ctrs, c);
+        ctr_save_state_locked(&en->ctrs, c);
         pthread_cond_broadcast(&en->ctrs.changed);
         if (json_is_true(json_object_get(json_object_get(c->doc, "HostConfig"), "AutoRemove")) && !c->removed)
                 remove_container_locked(en, c);
@@ -297,11 +299,14 @@ static bool all_digits(const char *s)
         return *s && strspn(s, "0123456789") == strlen(s);
 }
 
+/* hostname, hosts, resolv.conf: derived from the container's record,
+ * which is written durably; these are atomic (a kill -9 leaves the old or
+ * the new file) but not fsynced */
 static int write_file(const char *dir, const char *name, const char *content, char **ret_path)
 {
         if (asprintf(ret_path, "%s/%s", dir, name) < 0)
                 return -ENOMEM;
-        return fs_write_atomic(*ret_path, content, strlen(content), 0644);
+        return fs_write_atomic_ex(*ret_path, content, strlen(content), 0644, 0);
 }
 
 /* /etc/resolv.conf for a container: --dns servers, else the host's
@@ -371,6 +376,7 @@ static enum MHD_Result create_fail(struct engine *en, struct http_request *r, st
         pthread_mutex_lock(&en->ctrs.lock);
         ctr_remove_locked(&en->ctrs, c);
         pthread_mutex_unlock(&en->ctrs.lock);
+        engine_volumes_release(en, c->id, true);
         return http_reply_error(r, status, "%s", msg);
 }
 
@@ -473,7 +479,7 @@ static enum MHD_Result container_create(struct http_request *r)
         char now[64];
         json_t *doc = json_pack("{s:s, s:s, s:O, s:O, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:[]}",
                                 "Created", time_now_rfc3339_nano(now, sizeof(now)), "Image", image_id, "Config",
-                                config, "HostConfig", hc, "Driver", "overlay2", "RestartCount", 0, "Platform",
+                                config, "HostConfig", hc, "Driver", engine_storage_driver(en), "RestartCount", 0, "Platform",
                                 "linux", "MountLabel", "", "ProcessLabel", "", "AppArmorProfile", "", "ImageName",
                                 image_name, "LogPath", "", "ExecIDs", "Mounts");
         const char *name = http_query(r, "name");
@@ -595,6 +601,32 @@ static enum MHD_Result container_create(struct http_request *r)
                 json_decref(icfg_doc);
                 return create_fail(en, r, c, 400, err);
         }
+        /* the volumes: created or referenced before the container is */
+        int vr = engine_volumes_attach(en, c->id, x.volumes_out, err, sizeof(err));
+        if (vr >= 0) {
+                json_t *copy = json_array();
+                size_t vi;
+                json_t *vp;
+                json_array_foreach(x.volumes_out, vi, vp) if (json_is_true(json_object_get(vp, "Copy")))
+                        json_array_append_new(copy, json_pack("{s:O, s:O}", "Name", json_object_get(vp, "Name"),
+                                                              "Destination", json_object_get(vp, "Destination")));
+                pthread_mutex_lock(&en->ctrs.lock);
+                json_object_set_new(c->doc, "Mounts", x.mounts_out);
+                if (json_array_size(copy))
+                        json_object_set(c->doc, "BerthCopyUp", copy);
+                pthread_mutex_unlock(&en->ctrs.lock);
+                json_decref(copy);
+        } else {
+                json_decref(x.mounts_out);
+        }
+        json_decref(x.volumes_out);
+        if (vr < 0) {
+                json_decref(spec);
+                json_decref(config);
+                json_decref(hc);
+                json_decref(icfg_doc);
+                return create_fail(en, r, c, vr == -EINVAL ? 400 : 500, err);
+        }
 
         /* what inspect shows: the command and the config merged with the image's */
         json_t *args = json_object_get(json_object_get(spec, "process"), "args");
@@ -625,7 +657,7 @@ static enum MHD_Result container_create(struct http_request *r)
         if (asprintf(&log_path, "%s/%s-json.log", c->dir, c->id) < 0)
                 log_path = NULL;
         json_object_set_new(c->doc, "LogPath", json_string(log_path ? log_path : ""));
-        json_object_set_new(c->doc, "GraphDriver", json_pack("{s:s, s:{}}", "Name", "overlay2", "Data"));
+        json_object_set_new(c->doc, "GraphDriver", json_pack("{s:s, s:{}}", "Name", engine_storage_driver(en), "Data"));
 
         /* the supervisor's container: the snapshot and the spec */
         _cleanup_free_ char *spec_s = json_dumps(spec, JSON_COMPACT);
@@ -691,35 +723,55 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         *ret_status = 500;
         c->stopping = false;
         json_object_set_new(c->doc, "HasBeenManuallyStopped", json_false());
+        json_t *copy_up = json_incref(json_object_get(c->doc, "BerthCopyUp"));
         pthread_mutex_unlock(&en->ctrs.lock);
-        /* a task left from an earlier run */
-        (void) task_delete(en, c->id, true, &st);
         char nerr[512];
         int nr = net_container_attach(en, c, nerr, sizeof(nerr));
         if (nr < 0) {
+                json_decref(copy_up);
                 pthread_mutex_lock(&en->ctrs.lock);
                 snprintf(err, errlen, "%s", nerr);
                 *ret_status = net_http_status(nr);
                 ctr_set_exited(c, 128, false, NULL, nerr);
                 json_object_set_new(json_object_get(c->doc, "State"), "Status", json_string("created"));
-                ctr_save_locked(&en->ctrs, c);
+                ctr_save_state_locked(&en->ctrs, c);
                 return -EIO;
         }
         Berth__Supervisor__CreateTaskRequest creq = BERTH__SUPERVISOR__CREATE_TASK_REQUEST__INIT;
         creq.id = c->id;
         creq.stdin = json_is_true(json_object_get(config, "OpenStdin"));
         creq.stdin_once = json_is_true(json_object_get(config, "StdinOnce"));
+        Berth__Supervisor__CreateTaskResponse *crep = NULL;
         int r = task_call(en, "tasks.CreateTask", &creq.base, &berth__supervisor__create_task_response__descriptor,
-                          ENGINE_CALL_TIMEOUT_MS, NULL, &st);
+                          ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &crep, &st);
+        if (r < 0 && st.code == RPC_ALREADY_EXISTS) {
+                /* a task left from an earlier run (one that exited while
+                 * no engine watched it): clear it and create again */
+                (void) task_delete(en, c->id, true, NULL);
+                r = task_call(en, "tasks.CreateTask", &creq.base,
+                              &berth__supervisor__create_task_response__descriptor, ENGINE_CALL_TIMEOUT_MS,
+                              (ProtobufCMessage **) &crep, &st);
+        }
         if (r < 0)
                 net_container_detach(en, c);
+        if (r == 0 && copy_up && crep->task && crep->task->bundle) {
+                /* the rootfs is mounted now, the process not started yet */
+                _cleanup_free_ char *rootfs = NULL;
+                if (asprintf(&rootfs, "%s/rootfs", crep->task->bundle) >= 0)
+                        engine_volumes_copy_up(en, copy_up, rootfs);
+        }
+        if (crep)
+                protobuf_c_message_free_unpacked(&crep->base, NULL);
         pthread_mutex_lock(&en->ctrs.lock);
+        if (r == 0 && copy_up)
+                json_object_del(c->doc, "BerthCopyUp"); /* once, as dockerd copies at create */
+        json_decref(copy_up);
         if (r < 0) {
                 snprintf(err, errlen, "%s", st.message);
                 *ret_status = start_status(st.message);
                 ctr_set_exited(c, 128, false, NULL, st.message);
                 json_object_set_new(json_object_get(c->doc, "State"), "Status", json_string("created"));
-                ctr_save_locked(&en->ctrs, c);
+                ctr_save_state_locked(&en->ctrs, c);
                 return -EIO;
         }
         c->task = true;
@@ -749,7 +801,7 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
                 snprintf(err, errlen, "%s", st.message);
                 *ret_status = start_status(st.message);
                 ctr_set_exited(c, 128, false, NULL, st.message);
-                ctr_save_locked(&en->ctrs, c);
+                ctr_save_state_locked(&en->ctrs, c);
                 pthread_cond_broadcast(&en->ctrs.changed);
                 return -EIO;
         }
@@ -757,7 +809,7 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
                 ctr_set_running(c, (int) srep->pid);
         ctr_event_locked(en, c, "start", NULL);
         protobuf_c_message_free_unpacked(&srep->base, NULL);
-        ctr_save_locked(&en->ctrs, c);
+        ctr_save_state_locked(&en->ctrs, c);
         pthread_cond_broadcast(&en->ctrs.changed);
         engine_watch_task(en, c);
         return 0;
@@ -1418,6 +1470,28 @@ static bool label_filter_all(json_t *filters, struct ctr *c)
         return true;
 }
 
+/* ps -s: SizeRw and SizeRootFs, computed only when asked (api-archive.c). */
+static void add_sizes(struct engine *en, json_t *e, const char *id)
+{
+        int64_t rw, rootfs;
+        if (engine_container_sizes(en, id, &rw, &rootfs) < 0)
+                return;
+        json_object_set_new(e, "SizeRw", json_integer(rw));
+        json_object_set_new(e, "SizeRootFs", json_integer(rootfs));
+}
+
+static void add_sizes_list(struct engine *en, json_t *out)
+{
+        size_t i;
+        json_t *e;
+        json_array_foreach(out, i, e)
+        {
+                _cleanup_free_ char *id = strdup(json_string_value(json_object_get(e, "Id")) ?: "");
+                if (id)
+                        add_sizes(en, e, id);
+        }
+}
+
 static enum MHD_Result containers_list(struct http_request *r)
 {
         struct engine *en = r->engine;
@@ -1455,6 +1529,7 @@ static enum MHD_Result containers_list(struct http_request *r)
                                       json_string_value(json_object_get(json_object_get(c->doc, "HostConfig"),
                                                                         "NetworkMode")) ?: "default",
                                       "NetworkSettings", "Networks", "Mounts");
+                json_object_set_new(e, "Mounts", json_ref_or(json_object_get(c->doc, "Mounts"), json_array()));
                 json_array_append_new(out, e);
         }
         pthread_mutex_unlock(&en->ctrs.lock);
@@ -1463,6 +1538,8 @@ static enum MHD_Result containers_list(struct http_request *r)
         if (limit > 0)
                 while ((long long) json_array_size(out) > limit)
                         json_array_remove(out, json_array_size(out) - 1);
+        if (http_query_bool(r, "size", false))
+                add_sizes_list(en, out);
         return http_reply_json(r, 200, out);
 }
 
@@ -1478,6 +1555,9 @@ static enum MHD_Result container_inspect(struct http_request *r)
         json_t *doc = json_deep_copy(c->doc);
         pthread_mutex_unlock(&en->ctrs.lock);
         json_object_del(doc, "ImageName");
+        json_object_del(doc, "BerthCopyUp");
+        if (http_query_bool(r, "size", false))
+                add_sizes(en, doc, json_string_value(json_object_get(doc, "Id")) ?: "");
         return http_reply_json(r, 200, doc);
 }
 
@@ -1570,7 +1650,7 @@ static enum MHD_Result container_stop(struct http_request *r)
                 /* waiting out its backoff: it stays stopped */
                 json_object_set_new(c->doc, "HasBeenManuallyStopped", json_true());
                 ctr_set_status(c, "exited");
-                ctr_save_locked(&en->ctrs, c);
+                ctr_save_state_locked(&en->ctrs, c);
                 pthread_cond_broadcast(&en->ctrs.changed);
                 pthread_mutex_unlock(&en->ctrs.lock);
                 return http_reply_empty(r, 204);
@@ -1686,7 +1766,7 @@ static enum MHD_Result pause_or_resume(struct http_request *r, bool pause)
         pthread_mutex_lock(&en->ctrs.lock);
         if (is_running(c)) {
                 ctr_set_status(c, pause ? "paused" : "running");
-                ctr_save_locked(&en->ctrs, c);
+                ctr_save_state_locked(&en->ctrs, c);
                 ctr_event_locked(en, c, pause ? "pause" : "unpause", NULL);
         }
         pthread_mutex_unlock(&en->ctrs.lock);
@@ -1773,15 +1853,28 @@ static void remove_container_locked(struct engine *en, struct ctr *c)
 {
         struct rpc_status st;
         json_object_set_new(json_object_get(c->doc, "State"), "Status", json_string("removing"));
+        /* anonymous volumes go with docker rm -v and with --rm, as dockerd */
+        bool rm_volumes = c->remove_volumes ||
+                          json_is_true(json_object_get(json_object_get(c->doc, "HostConfig"), "AutoRemove"));
+        bool task = c->task;
         pthread_mutex_unlock(&en->ctrs.lock);
-        (void) task_delete(en, c->id, true, &st);
+        if (task)
+                (void) task_delete(en, c->id, true, &st);
         Berth__Supervisor__DeleteContainerRequest req = BERTH__SUPERVISOR__DELETE_CONTAINER_REQUEST__INIT;
         req.id = c->id;
-        if (task_call(en, "containers.DeleteContainer", &req.base,
-                      &berth__supervisor__delete_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS, NULL, &st) < 0 &&
-            st.code != RPC_NOT_FOUND)
+        int r = task_call(en, "containers.DeleteContainer", &req.base,
+                          &berth__supervisor__delete_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS, NULL, &st);
+        if (r < 0 && st.code == RPC_FAILED_PRECONDITION) {
+                /* a task this engine did not know of: it goes first */
+                (void) task_delete(en, c->id, true, NULL);
+                r = task_call(en, "containers.DeleteContainer", &req.base,
+                              &berth__supervisor__delete_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS, NULL,
+                              &st);
+        }
+        if (r < 0 && st.code != RPC_NOT_FOUND)
                 log_warn("engine: removing %s in the supervisor: %s", c->id, st.message);
         net_container_remove(en, c);
+        engine_volumes_release(en, c->id, rm_volumes);
         pthread_mutex_lock(&en->ctrs.lock);
         if (!c->removed) {
                 ctr_event_locked(en, c, "destroy", NULL);
@@ -1830,6 +1923,7 @@ static enum MHD_Result container_delete(struct http_request *r)
                        pthread_cond_timedwait(&en->ctrs.changed, &en->ctrs.lock, &dl) == 0)
                         ;
         }
+        c->remove_volumes = http_query_bool(r, "v", false);
         if (!c->removed)
                 remove_container_locked(en, c);
         pthread_mutex_unlock(&en->ctrs.lock);
@@ -1839,12 +1933,23 @@ static enum MHD_Result container_delete(struct http_request *r)
 static enum MHD_Result containers_prune(struct http_request *r)
 {
         struct engine *en = r->engine;
+        static const char *const accepted[] = { "until", "label", "label!", NULL };
+        _cleanup_json_ json_t *f = NULL;
+        if (filters_from_query(r, accepted, true, &f) < 0)
+                return MHD_YES;
+        char err[256];
+        bool pass;
         json_t *deleted = json_array();
         pthread_mutex_lock(&en->ctrs.lock);
         for (bool again = true; again;) {
                 again = false;
                 for (struct ctr *c = en->ctrs.list; c; c = c->next) {
                         if (is_running(c) || !strcmp(ctr_status(c), "removing"))
+                                continue;
+                        (void) filters_prune_match(f, json_string_value(json_object_get(c->doc, "Created")),
+                                                   json_object_get(json_object_get(c->doc, "Config"), "Labels"), &pass,
+                                                   err, sizeof(err));
+                        if (!pass)
                                 continue;
                         json_array_append_new(deleted, json_string(c->id));
                         remove_container_locked(en, c);
@@ -1871,7 +1976,7 @@ void engine_containers_stop_all(struct engine *en)
                         /* it is still marked as stopped by the user only for
                          * this run: a restart policy applies at the next start */
                         json_object_set_new(c->doc, "HasBeenManuallyStopped", json_false());
-                        ctr_save_locked(&en->ctrs, c);
+                        ctr_save_state_locked(&en->ctrs, c);
                         again = true; /* the lock was dropped: the list may have changed */
                         break;
                 }
@@ -1884,6 +1989,9 @@ void engine_containers_stop_all(struct engine *en)
 int engine_containers_init(struct engine *en)
 {
         int r = ctr_table_open(&en->ctrs, en->data_root);
+        if (r < 0)
+                return r;
+        r = engine_volumes_init(en);
         if (r < 0)
                 return r;
         pthread_mutex_lock(&en->ctrs.lock);
@@ -1940,3 +2048,8 @@ const struct http_route engine_container_routes[] = {
         { "DELETE", "/containers/{}", container_delete, 0 },
 };
 const size_t engine_container_n_routes = sizeof(engine_container_routes) / sizeof(engine_container_routes[0]);
+
+void engine_container_event_locked(struct engine *en, struct ctr *c, const char *action, json_t *attrs)
+{
+        ctr_event_locked(en, c, action, attrs);
+}

@@ -21,6 +21,7 @@ struct exec_rec {
         bool running;
         bool started;
         bool has_exit;
+        bool done;          /* no thread uses it any more: it may be forgotten */
         int exit_code;
         int pid;
         struct exec_rec *next;
@@ -84,6 +85,58 @@ static json_t *exec_json_locked(struct exec_rec *x)
         return j;
 }
 
+/* Docker's exec events: "exec_create: CMD ARGS", "exec_start: ...", and
+ * "exec_die" (extra: the exit code), each with the exec's id. Call with
+ * en->ctrs.lock held. */
+static void exec_event_locked(struct engine *en, struct ctr *c, struct exec_rec *x, const char *what, json_t *extra)
+{
+        json_t *cmd = strcmp(what, "exec_die") ? json_object_get(x->config, "Cmd") : NULL;
+        size_t len = strlen(what) + 3;
+        for (size_t i = 0; i < json_array_size(cmd); i++)
+                len += strlen(json_string_value(json_array_get(cmd, i)) ?: "") + 1;
+        _cleanup_free_ char *action = malloc(len);
+        if (!action) {
+                json_decref(extra);
+                return;
+        }
+        char *p = action + sprintf(action, cmd ? "%s:" : "%s", what);
+        for (size_t i = 0; i < json_array_size(cmd); i++)
+                p += sprintf(p, " %s", json_string_value(json_array_get(cmd, i)) ?: "");
+        json_t *attrs = extra ? extra : json_object();
+        json_object_set_new(attrs, "execID", json_string(x->id));
+        engine_container_event_locked(en, c, action, attrs);
+}
+
+/* The records of execs that ended in containers that are gone, and the
+ * oldest ended ones beyond EXEC_ENDED_KEEP per container (health checks
+ * and scripts exec without end): inspect stays possible for the recent
+ * ones, where the CLI reads the exit code. */
+#define EXEC_ENDED_KEEP 32
+static void forget_ended_locked(struct engine *en)
+{
+        struct exec_rec **pp = &en->execs->list;
+        while (*pp) {
+                struct exec_rec *x = *pp;
+                bool drop = false;
+                if (x->done) {
+                        unsigned newer = 0;
+                        for (struct exec_rec *y = en->execs->list; y != x; y = y->next)
+                                if (y->done && !strcmp(y->ctr_id, x->ctr_id))
+                                        newer++;
+                        pthread_mutex_lock(&en->ctrs.lock);
+                        drop = newer >= EXEC_ENDED_KEEP || !ctr_find_locked(&en->ctrs, x->ctr_id, NULL);
+                        pthread_mutex_unlock(&en->ctrs.lock);
+                }
+                if (!drop) {
+                        pp = &x->next;
+                        continue;
+                }
+                *pp = x->next;
+                json_decref(x->config);
+                free(x);
+        }
+}
+
 static enum MHD_Result exec_create(struct http_request *r)
 {
         struct engine *en = r->engine;
@@ -129,18 +182,24 @@ static enum MHD_Result exec_create(struct http_request *r)
                 json_object_set_new(body, "WorkingDir", json_ref_or(json_object_get(cfg, "WorkingDir"), json_string("/")));
         if (!json_string_value(json_object_get(body, "User")) || !*json_string_value(json_object_get(body, "User")))
                 json_object_set_new(body, "User", json_ref_or(json_object_get(cfg, "User"), json_string("")));
-        json_array_append_new(json_object_get(c->doc, "ExecIDs"), json_string(""));
-        pthread_mutex_unlock(&en->ctrs.lock);
         x->config = body;
         uint8_t b[32];
         if (getrandom(b, sizeof(b), 0) != sizeof(b)) {
+                pthread_mutex_unlock(&en->ctrs.lock);
                 json_decref(body);
                 free(x);
                 return http_reply_error(r, 500, "engine: getrandom: %s", strerror(errno));
         }
         for (size_t i = 0; i < sizeof(b); i++)
                 snprintf(x->id + 2 * i, 3, "%02x", b[i]);
+        /* ExecIDs lists the execs not yet ended, as dockerd (null when none) */
+        if (!json_is_array(json_object_get(c->doc, "ExecIDs")))
+                json_object_set_new(c->doc, "ExecIDs", json_array());
+        json_array_append_new(json_object_get(c->doc, "ExecIDs"), json_string(x->id));
+        exec_event_locked(en, c, x, "exec_create", NULL);
+        pthread_mutex_unlock(&en->ctrs.lock);
         pthread_mutex_lock(&en->execs->lock);
+        forget_ended_locked(en);
         x->next = en->execs->list;
         en->execs->list = x;
         pthread_mutex_unlock(&en->execs->lock);
@@ -199,7 +258,46 @@ static int exec_start_process(struct engine *en, struct exec_rec *x, struct rpc_
         x->running = true;
         pthread_mutex_unlock(&en->execs->lock);
         protobuf_c_message_free_unpacked(&rep->base, NULL);
+        pthread_mutex_lock(&en->ctrs.lock);
+        struct ctr *c = ctr_find_locked(&en->ctrs, x->ctr_id, NULL);
+        if (c)
+                exec_event_locked(en, c, x, "exec_start", NULL);
+        pthread_mutex_unlock(&en->ctrs.lock);
         return 0;
+}
+
+/* The exec has ended (code): out of the container's ExecIDs, and an
+ * exec_die event. */
+static void exec_ended(struct engine *en, struct exec_rec *x, int code)
+{
+        pthread_mutex_lock(&en->execs->lock);
+        x->running = false;
+        x->has_exit = true;
+        x->exit_code = code;
+        pthread_mutex_unlock(&en->execs->lock);
+        pthread_mutex_lock(&en->ctrs.lock);
+        struct ctr *c = ctr_find_locked(&en->ctrs, x->ctr_id, NULL);
+        json_t *ids = c ? json_object_get(c->doc, "ExecIDs") : NULL;
+        for (size_t i = 0; i < json_array_size(ids); i++)
+                if (!strcmp(json_string_value(json_array_get(ids, i)) ?: "", x->id)) {
+                        json_array_remove(ids, i);
+                        break;
+                }
+        if (ids && json_array_size(ids) == 0)
+                json_object_set_new(c->doc, "ExecIDs", json_null());
+        if (c) {
+                char cs[16];
+                snprintf(cs, sizeof(cs), "%d", code);
+                exec_event_locked(en, c, x, "exec_die", json_pack("{s:s}", "exitCode", cs));
+        }
+        pthread_mutex_unlock(&en->ctrs.lock);
+}
+
+static void exec_done(struct engine *en, struct exec_rec *x)
+{
+        pthread_mutex_lock(&en->execs->lock);
+        x->done = true;
+        pthread_mutex_unlock(&en->execs->lock);
 }
 
 /* Waits for the exec's exit, records it and releases it in the shim. */
@@ -212,11 +310,7 @@ static void exec_collect(struct engine *en, struct exec_rec *x)
         struct rpc_status st;
         int r = engine_call(en, "tasks.WaitTask", &req.base, &berth__supervisor__wait_task_response__descriptor,
                             RPC_NO_TIMEOUT, (ProtobufCMessage **) &rep, &st);
-        pthread_mutex_lock(&en->execs->lock);
-        x->running = false;
-        x->has_exit = true;
-        x->exit_code = r == 0 ? (int) rep->exit_code : 126;
-        pthread_mutex_unlock(&en->execs->lock);
+        exec_ended(en, x, r == 0 ? (int) rep->exit_code : 126);
         if (rep)
                 protobuf_c_message_free_unpacked(&rep->base, NULL);
         Berth__Supervisor__DeleteTaskRequest dreq = BERTH__SUPERVISOR__DELETE_TASK_REQUEST__INIT;
@@ -226,6 +320,7 @@ static void exec_collect(struct engine *en, struct exec_rec *x)
         if (engine_call(en, "tasks.DeleteTask", &dreq.base, &berth__supervisor__delete_task_response__descriptor,
                         ENGINE_CALL_TIMEOUT_MS, &drep, &st) == 0)
                 protobuf_c_message_free_unpacked(drep, NULL);
+        exec_done(en, x);
 }
 
 struct exec_attach {
@@ -257,11 +352,8 @@ static void exec_run(int fd, const char *extra, size_t extra_len, void *ud)
                 int n = snprintf(line, sizeof(line), "engine: exec failed: %s\r\n", msg);
                 if (n > 0)
                         (void) !write(fd, line, (size_t) n);
-                pthread_mutex_lock(&a->en->execs->lock);
-                a->x->running = false;
-                a->x->has_exit = true;
-                a->x->exit_code = strstr(msg, "not found") || strstr(msg, "no such file") ? 127 : 126;
-                pthread_mutex_unlock(&a->en->execs->lock);
+                exec_ended(a->en, a->x, strstr(msg, "not found") || strstr(msg, "no such file") ? 127 : 126);
+                exec_done(a->en, a->x);
                 return;
         }
         exec_collect(a->en, a->x);
@@ -302,12 +394,15 @@ static enum MHD_Result exec_start(struct http_request *r)
         if (exec_register(en, x, &a->st) < 0) {
                 enum MHD_Result res = engine_reply_rpc_error(r, &a->st);
                 free(a);
+                exec_done(en, x);
                 return res;
         }
         if (detach) {
                 if (exec_start_process(en, x, &a->st) < 0) {
                         enum MHD_Result res = http_reply_error(r, 500, "%s", a->st.message);
                         free(a);
+                        exec_ended(en, x, 126);
+                        exec_done(en, x);
                         return res;
                 }
                 if (engine_spawn(exec_detached, a, 0) != 0)

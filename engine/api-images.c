@@ -15,8 +15,10 @@
 
 #include "cleanup.h"
 #include "engine.h"
+#include "filters.h"
 #include "fs-util.h"
 #include "image-reference.h"
+#include "json-util.h"
 #include "log.h"
 #include "supervisor.pb-c.h"
 #include "time-util.h"
@@ -563,30 +565,100 @@ static enum MHD_Result image_delete(struct http_request *r)
         return http_reply_json(r, 200, out);
 }
 
+/* The config's "created" of image name ("" when unknown); free it. */
+static char *image_created(struct engine *en, const char *name)
+{
+        Berth__Supervisor__GetImageResponse *g = NULL;
+        struct rpc_status st;
+        char *created = NULL;
+        if (get_image(en, name, &g, &st) == 0) {
+                json_t *cfg = json_loadb((const char *) g->config_json.data, g->config_json.len, 0, NULL);
+                created = strdup(json_string_value(json_object_get(cfg, "created")) ?: "");
+                json_decref(cfg);
+                protobuf_c_message_free_unpacked(&g->base, NULL);
+        }
+        return created ? created : strdup("");
+}
+
+static bool image_in_use(struct engine *en, const char *id)
+{
+        bool used = false;
+        pthread_mutex_lock(&en->ctrs.lock);
+        for (struct ctr *c = en->ctrs.list; c && !used; c = c->next)
+                used = !strcmp(json_string_value(json_object_get(c->doc, "Image")) ?: "", id);
+        pthread_mutex_unlock(&en->ctrs.lock);
+        return used;
+}
+
+/* dangling=true (the default): every image keeps a name here, so none is
+ * dangling, and what is reclaimed is content no name references any more.
+ * dangling=false (docker image prune -a): the images no container uses,
+ * those the until and label filters let through. */
 static enum MHD_Result images_prune(struct http_request *r)
 {
-        /* every image the supervisor keeps has a name: none is dangling;
-         * what prune reclaims here is content no name references */
+        struct engine *en = r->engine;
+        static const char *const accepted[] = { "dangling", "until", "label", "label!", NULL };
+        _cleanup_json_ json_t *f = NULL;
+        if (filters_from_query(r, accepted, true, &f) < 0)
+                return MHD_YES;
+        char err[256];
+        bool pass;
+        const char *dv = json_string_value(json_array_get(json_object_get(f, "dangling"), 0));
+        bool dangling_only = !dv || !strcmp(dv, "true") || !strcmp(dv, "1");
+        if (dv && !dangling_only && strcmp(dv, "false") && strcmp(dv, "0"))
+                return http_reply_error(r, 400, "Invalid filter 'dangling=%s'", dv);
+
         struct rpc_status st;
         Berth__Supervisor__ListContentRequest lreq = BERTH__SUPERVISOR__LIST_CONTENT_REQUEST__INIT;
         Berth__Supervisor__ListContentResponse *before = NULL;
-        if (engine_call(r->engine, "content.ListContent", &lreq.base,
-                        &berth__supervisor__list_content_response__descriptor, ENGINE_CALL_TIMEOUT_MS,
-                        (ProtobufCMessage **) &before, &st) < 0)
+        if (engine_call(en, "content.ListContent", &lreq.base, &berth__supervisor__list_content_response__descriptor,
+                        ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &before, &st) < 0)
                 return engine_reply_rpc_error(r, &st);
+        json_t *deleted = json_array(), *ids = json_object();
+        Berth__Supervisor__ListImagesResponse *l = NULL;
+        if (!dangling_only && list_images(en, &l, &st) == 0) {
+                for (size_t i = 0; i < l->n_images; i++) {
+                        Image *im = l->images[i];
+                        const char *id = im->config_digest && *im->config_digest ? im->config_digest
+                                                                                  : im->target->digest;
+                        if (image_in_use(en, id))
+                                continue;
+                        _cleanup_free_ char *created = image_created(en, im->name);
+                        _cleanup_json_ json_t *labels = labels_json(im);
+                        (void) filters_prune_match(f, created, labels, &pass, err, sizeof(err));
+                        if (!pass)
+                                continue;
+                        if (delete_name(en, im->name, &st) < 0) {
+                                log_warn("engine: prune: %s: %s", im->name, st.message);
+                                continue;
+                        }
+                        json_array_append_new(deleted, json_pack("{s:s}", "Untagged", engine_familiar_name(im->name)));
+                        engine_event(en, "image", "untag", id, json_pack("{s:s}", "name", engine_familiar_name(im->name)));
+                        json_object_set_new(ids, id, json_true());
+                }
+                protobuf_c_message_free_unpacked(&l->base, NULL);
+        }
         Berth__Supervisor__GCResponse *gc = NULL;
-        if (collect(r->engine, &gc, &st) < 0) {
+        if (collect(en, &gc, &st) < 0) {
                 protobuf_c_message_free_unpacked(&before->base, NULL);
+                json_decref(deleted);
+                json_decref(ids);
                 return engine_reply_rpc_error(r, &st);
         }
         json_int_t reclaimed = 0;
-        for (size_t i = 0; i < gc->n_removed; i++)
+        for (size_t i = 0; i < gc->n_removed; i++) {
                 for (size_t k = 0; k < before->n_blobs; k++)
                         if (!strcmp(before->blobs[k]->digest, gc->removed[i]))
                                 reclaimed += (json_int_t) before->blobs[k]->size;
+                if (json_object_get(ids, gc->removed[i])) {
+                        json_array_append_new(deleted, json_pack("{s:s}", "Deleted", gc->removed[i]));
+                        engine_event(en, "image", "delete", gc->removed[i], NULL);
+                }
+        }
         protobuf_c_message_free_unpacked(&before->base, NULL);
         protobuf_c_message_free_unpacked(&gc->base, NULL);
-        return http_reply_json(r, 200, json_pack("{s:[], s:I}", "ImagesDeleted", "SpaceReclaimed", reclaimed));
+        json_decref(ids);
+        return http_reply_json(r, 200, json_pack("{s:o, s:I}", "ImagesDeleted", deleted, "SpaceReclaimed", reclaimed));
 }
 
 /* ---- pull ---- */

@@ -86,6 +86,25 @@ static int cgroup_version(void)
         return stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0 ? 2 : 1;
 }
 
+const char *engine_storage_driver(struct engine *en)
+{
+        /* the supervisor's snapshotter under Docker's names: overlay2, or
+         * vfs for the copying one; asked once, since the supervisor picks
+         * it at start */
+        static _Atomic int known; /* 0: not asked yet, 1: overlay2, 2: vfs */
+        if (known)
+                return known == 2 ? "vfs" : "overlay2";
+        Berth__Supervisor__VersionRequest req = BERTH__SUPERVISOR__VERSION_REQUEST__INIT;
+        Berth__Supervisor__VersionResponse *v = NULL;
+        struct rpc_status st;
+        if (engine_call(en, "supervisor.Version", &req.base, &berth__supervisor__version_response__descriptor,
+                        ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &v, &st) < 0)
+                return "overlay2";
+        known = v->snapshotter && !strcmp(v->snapshotter, "copy") ? 2 : 1;
+        protobuf_c_message_free_unpacked(&v->base, NULL);
+        return known == 2 ? "vfs" : "overlay2";
+}
+
 static enum MHD_Result info(struct http_request *r)
 {
         struct engine *en = r->engine;
@@ -131,13 +150,13 @@ static enum MHD_Result info(struct http_request *r)
         int cgv = cgroup_version();
 
         json_t *j = json_pack(
-                "{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:[], s:{s:[], s:[s,s,s], s:[], s:[]},"
+                "{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:[], s:{s:[s], s:[s,s,s], s:[], s:[]},"
                 " s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b,"
                 " s:i, s:i, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:[], s:b, s:s}",
                 "ID", host, "Containers", (json_int_t) (running + paused + stopped), "ContainersRunning",
                 (json_int_t) running, "ContainersPaused", (json_int_t) paused, "ContainersStopped",
-                (json_int_t) stopped, "Images", (json_int_t) n_images, "Driver", "overlay2", "DriverStatus",
-                "Plugins", "Volume", "Network", "bridge", "host", "none",
+                (json_int_t) stopped, "Images", (json_int_t) n_images, "Driver", engine_storage_driver(en), "DriverStatus",
+                "Plugins", "Volume", "local", "Network", "bridge", "host", "none",
                 "Authorization", "Log", "MemoryLimit", 1, "SwapLimit", 1, "KernelMemory", 0, "KernelMemoryTCP", 0,
                 "CpuCfsPeriod", 1, "CpuCfsQuota", 1, "CPUShares", 1, "CPUSet", 1, "PidsLimit", 1, "IPv4Forwarding",
                 ip_forward(), "BridgeNfIptables", 0, "BridgeNfIp6tables", 0, "NFd", 0, "NGoroutines", 0, "SystemTime", now,
@@ -184,12 +203,22 @@ static enum MHD_Result info(struct http_request *r)
                                                              "berth-supervisor"));
         json_object_set_new(j, "RuncCommit", json_pack("{s:s, s:s}", "ID", "ocirun", "Expected", "ocirun"));
         json_object_set_new(j, "InitCommit", json_pack("{s:s, s:s}", "ID", "", "Expected", ""));
-        json_object_set_new(j, "SecurityOptions", json_array());
+        /* every container gets Docker's default seccomp profile unless it
+         * asks otherwise; user namespaces and AppArmor are not used */
+        json_object_set_new(j, "SecurityOptions", json_pack("[s]", "name=seccomp,profile=default"));
         json_object_set_new(j, "Warnings", json_array());
         return http_reply_json(r, 200, j);
 }
 
+/* docker system prune asks for the build cache too: berth has no builder,
+ * so there is never a cache to free */
+static enum MHD_Result build_prune(struct http_request *r)
+{
+        return http_reply_json(r, 200, json_pack("{s:[], s:i}", "CachesDeleted", "SpaceReclaimed", 0));
+}
+
 const struct http_route engine_system_routes[] = {
+        { "POST", "/build/prune", build_prune, 0 },
         { "GET", "/_ping", ping, 0 },
         { "HEAD", "/_ping", ping, 0 },
         { "GET", "/version", version, 0 },

@@ -122,7 +122,7 @@ struct ctr *ctr_find_locked(struct ctr_table *t, const char *ref, bool *ambiguou
         return found;
 }
 
-int ctr_save_locked(struct ctr_table *t, struct ctr *c)
+static int ctr_save(struct ctr *c, int fs_flags)
 {
         if (c->removed)
                 return 0;
@@ -134,11 +134,21 @@ int ctr_save_locked(struct ctr_table *t, struct ctr *c)
                 free(s);
                 return -ENOMEM;
         }
-        int r = fs_write_atomic(path, s, strlen(s), 0600);
+        int r = fs_write_atomic_ex(path, s, strlen(s), 0600, fs_flags);
         free(s);
         if (r < 0)
                 log_warn("engine: saving %s: %s", path, strerror(-r));
         return r;
+}
+
+int ctr_save_locked(struct ctr_table *t, struct ctr *c)
+{
+        return ctr_save(c, FS_WRITE_DURABLE);
+}
+
+int ctr_save_state_locked(struct ctr_table *t, struct ctr *c)
+{
+        return ctr_save(c, 0);
 }
 
 static struct ctr *ctr_new(struct ctr_table *t, const char *id, json_t *doc)

@@ -24,6 +24,7 @@ struct ctr {
         bool removed;
         bool stopping;        /* a stop or kill by the user: no restart */
         bool exiting;         /* its exit is being recorded (the task deleted) */
+        bool remove_volumes;  /* its removal takes its anonymous volumes (docker rm -v) */
         unsigned generation;  /* bumped on each exit */
         unsigned restart_delay_ms;  /* the restart policy's backoff: 100 ms doubling to 1 min */
         struct ctr *next;
@@ -49,8 +50,15 @@ struct ctr *ctr_find_locked(struct ctr_table *t, const char *ref, bool *ambiguou
 int ctr_add_locked(struct ctr_table *t, const char *name, json_t *doc, struct ctr **ret);
 void ctr_remove_locked(struct ctr_table *t, struct ctr *c);
 
-/* Writes c's document to disk (atomically). */
+/* Writes c's document to disk, atomically (a kill -9 leaves the old or
+ * the new one). ctr_save_locked also makes it durable (fsync of the file
+ * and its directory): for what only the user can give again (create,
+ * rename, network connect). ctr_save_state_locked does not: for run-time
+ * state (started, exited, paused, addresses), which no power loss can
+ * make stale in a way the start-up reconciliation does not mend, since
+ * every task is gone after one (docs/decisions.md). */
 int ctr_save_locked(struct ctr_table *t, struct ctr *c);
+int ctr_save_state_locked(struct ctr_table *t, struct ctr *c);
 
 /* State helpers on the document. */
 const char *ctr_status(struct ctr *c);   /* "created", "running", "paused", "exited", ... */

@@ -27,6 +27,7 @@ struct engine {
         struct ctr_table ctrs;
         struct exec_table *execs;   /* api-exec.c */
         struct engine_events *events;  /* events.c */
+        struct vol_store *vols;     /* volumes.c, opened by engine_volumes_init */
 };
 
 /* Runs fn(arg) on a detached thread of stack_kb KiB (0: 256), counted so
@@ -80,6 +81,10 @@ extern const struct http_route engine_event_routes[];
 extern const size_t engine_event_n_routes;
 extern const struct http_route engine_exec_routes[];
 extern const size_t engine_exec_n_routes;
+extern const struct http_route engine_archive_routes[];
+extern const size_t engine_archive_n_routes;
+extern const struct http_route engine_volume_routes[];
+extern const size_t engine_volume_n_routes;
 
 /* api-containers.c: load the containers and reconcile them with the
  * supervisor's tasks (exits during the engine's downtime are recorded;
@@ -92,6 +97,34 @@ void engine_watch_task(struct engine *en, struct ctr *c);
 /* Resolves a container reference; answers 404 (or 400 when ambiguous)
  * itself when there is none. Call with en->ctrs.lock held. */
 struct ctr *engine_find_ctr_locked(struct engine *en, struct http_request *r, const char *ref);
+/* api-system.c: the storage driver's name as Docker gives it, from the
+ * supervisor's snapshotter ("overlay2", or "vfs" for the copying one). */
+const char *engine_storage_driver(struct engine *en);
+/* A container event (type "container") with the container's labels, image
+ * and name as attributes, plus attrs (taken over, may be NULL). Call with
+ * en->ctrs.lock held. */
+void engine_container_event_locked(struct engine *en, struct ctr *c, const char *action, json_t *attrs);
+
+/* api-volumes.c: the volume store, opened once the containers are loaded
+ * (their volume mounts are its references). */
+int engine_volumes_init(struct engine *en);
+void engine_volumes_free(struct engine *en);
+/* Creates or finds the volumes a new container uses (planned: what
+ * oci_spec_build listed in ret_volumes) and references them; on failure
+ * nothing it created stays, and the reason is in err (-EINVAL: the
+ * user's). */
+int engine_volumes_attach(struct engine *en, const char *id, json_t *planned, char *err, size_t errlen);
+/* The container id is gone: its references go, and with remove_anonymous
+ * its anonymous volumes nobody else uses (docker rm -v, --rm). */
+void engine_volumes_release(struct engine *en, const char *id, bool remove_anonymous);
+/* Docker's copy-up into empty volumes from the container's rootfs (a host
+ * path): list is [{"Name", "Destination"}]. Failures are logged. */
+void engine_volumes_copy_up(struct engine *en, json_t *list, const char *rootfs);
+
+/* api-archive.c: SizeRw (the bytes of the container's writable layer) and
+ * SizeRootFs (SizeRw + its image's size) of container id, as `ps -s` and
+ * `inspect -s` show them. Takes en->ctrs.lock: call without it. */
+int engine_container_sizes(struct engine *en, const char *id, int64_t *ret_rw, int64_t *ret_rootfs);
 
 /* api-exec.c */
 int engine_exec_init(struct engine *en);

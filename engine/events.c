@@ -130,7 +130,12 @@ static bool matches(json_t *filters, json_t *e)
         const char *name = json_string_value(json_object_get(attrs, "name"));
         if (!match_one(json_object_get(filters, "type"), type))
                 return false;
-        if (!match_one(json_object_get(filters, "event"), json_string_value(json_object_get(e, "Action"))))
+        /* "exec_create: sh -c ..." matches event=exec_create too, as with dockerd */
+        const char *action = json_string_value(json_object_get(e, "Action"));
+        char verb[32];
+        snprintf(verb, sizeof(verb), "%.*s", (int) strcspn(action ? action : "", ":"), action ? action : "");
+        if (!match_one(json_object_get(filters, "event"), action) &&
+            !(action && strchr(action, ':') && match_one(json_object_get(filters, "event"), verb)))
                 return false;
         json_t *cf = json_object_get(filters, "container");
         if (cf && (strcmp(type, "container") || !match_prefix_or_name(cf, id, name)))

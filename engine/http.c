@@ -1,11 +1,15 @@
 /* The HTTP layer (see http.h). libmicrohttpd parses requests and runs one
  * thread per connection; this file adds Docker's version prefix, routing,
- * body collection and the reply shapes the Docker API uses. */
+ * body collection, the reply shapes the Docker API uses, and TLS with
+ * client certificates in front of libmicrohttpd for TCP. */
 #include "http.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -13,9 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -26,7 +35,443 @@ struct http_server {
         const struct http_route *routes;
         size_t n_routes;
         const char *tmpdir;
+        /* TLS (see "TLS in front of libmicrohttpd"); NULL: plain */
+        const struct http_tls *tls;
+        int listen_fd;                  /* accepted by the acceptor thread */
+        int stop_fd;                    /* an eventfd that stops it */
+        pthread_t acceptor;
+        pthread_mutex_t lock;           /* conns and n_conns */
+        pthread_cond_t idle;            /* signalled when n_conns drops to 0 */
+        struct tls_conn *conns;
+        unsigned n_conns;
 };
+
+/* ---- TLS ---- */
+
+struct http_tls {
+        gnutls_certificate_credentials_t cred; /* the server's pair and the clients' CA; read-only once made */
+        gnutls_priority_t prio;
+};
+
+/* Only what dockerd offers by default: TLS 1.2 and 1.3. */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+static void pem_free(char *pem)
+{
+        if (pem) {
+                explicit_bzero(pem, strlen(pem));
+                free(pem);
+        }
+}
+
+void http_tls_free(struct http_tls *t)
+{
+        if (!t)
+                return;
+        if (t->cred)
+                gnutls_certificate_free_credentials(t->cred);
+        if (t->prio)
+                gnutls_priority_deinit(t->prio);
+        free(t);
+}
+
+/* A whole PEM file (at most 1 MiB), NUL-terminated. */
+static int pem_read(const char *what, const char *path, char **ret, char *err, size_t errlen)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                int e = errno;
+                snprintf(err, errlen, "%s \"%s\": %s", what, path, strerror(e));
+                return -e;
+        }
+        if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+                snprintf(err, errlen, "%s \"%s\": %s", what, path,
+                         S_ISREG(st.st_mode) ? "larger than 1 MiB: not a PEM file" : "not a regular file");
+                return -EINVAL;
+        }
+        char *buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        size_t n = 0;
+        while (n < (size_t) st.st_size) {
+                ssize_t k = read(fd, buf + n, (size_t) st.st_size - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        int e = k < 0 ? errno : EIO;
+                        snprintf(err, errlen, "%s \"%s\": reading: %s", what, path, strerror(e));
+                        free(buf);
+                        return -e;
+                }
+                n += (size_t) k;
+        }
+        buf[n] = '\0';
+        if (memchr(buf, '\0', n) || !strstr(buf, "-----BEGIN ")) {
+                snprintf(err, errlen, "%s \"%s\": not a PEM file (no \"-----BEGIN\" line)", what, path);
+                pem_free(buf);
+                return -EINVAL;
+        }
+        *ret = buf;
+        return 0;
+}
+
+static gnutls_datum_t datum(const char *pem)
+{
+        return (gnutls_datum_t) { (unsigned char *) pem, (unsigned) strlen(pem) };
+}
+
+/* The certificates in pem: at least one, each one that parses; warns of
+ * an expired first certificate (the CA's or the server's own). */
+static int pem_check_certs(const char *what, const char *path, const char *pem, char *err, size_t errlen)
+{
+        gnutls_x509_crt_t *list = NULL;
+        unsigned n = 0;
+        gnutls_datum_t d = datum(pem);
+        int r = gnutls_x509_crt_list_import2(&list, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+        if (r < 0 || n == 0) {
+                snprintf(err, errlen, "%s \"%s\": no valid PEM certificate: %s", what, path,
+                         r < 0 ? gnutls_strerror(r) : "none found");
+                return -EINVAL;
+        }
+        time_t until = gnutls_x509_crt_get_expiration_time(list[0]);
+        if (until != (time_t) -1 && until < time(NULL))
+                log_warn("engine: %s \"%s\": the certificate has expired: TLS clients will refuse it", what, path);
+        for (unsigned i = 0; i < n; i++)
+                gnutls_x509_crt_deinit(list[i]);
+        gnutls_free(list);
+        return 0;
+}
+
+int http_tls_load(const char *ca_path, const char *cert_path, const char *key_path, struct http_tls **ret,
+                  char *err, size_t errlen)
+{
+        if (!ca_path || !cert_path || !key_path) {
+                snprintf(err, errlen, "--tlsverify needs --tlscacert, --tlscert and --tlskey (missing: %s)",
+                         !ca_path ? "tlscacert" : !cert_path ? "tlscert" : "tlskey");
+                return -EINVAL;
+        }
+        struct http_tls *t = calloc(1, sizeof(*t));
+        char *ca = NULL, *cert = NULL, *key = NULL;
+        if (!t)
+                return -ENOMEM;
+        int r;
+        if ((r = pem_read("tlscacert", ca_path, &ca, err, errlen)) < 0 ||
+            (r = pem_read("tlscert", cert_path, &cert, err, errlen)) < 0 ||
+            (r = pem_read("tlskey", key_path, &key, err, errlen)) < 0 ||
+            (r = pem_check_certs("tlscacert", ca_path, ca, err, errlen)) < 0 ||
+            (r = pem_check_certs("tlscert", cert_path, cert, err, errlen)) < 0)
+                goto out;
+
+        gnutls_x509_privkey_t pk;
+        r = gnutls_x509_privkey_init(&pk);
+        if (r < 0) {
+                snprintf(err, errlen, "gnutls: %s", gnutls_strerror(r));
+                r = -ENOMEM;
+                goto out;
+        }
+        gnutls_datum_t kd = datum(key), cd = datum(cert), ad = datum(ca);
+        r = gnutls_x509_privkey_import2(pk, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+        gnutls_x509_privkey_deinit(pk);
+        if (r < 0) {
+                snprintf(err, errlen, "tlskey \"%s\": not a usable PEM private key: %s%s", key_path,
+                         gnutls_strerror(r),
+                         r == GNUTLS_E_DECRYPTION_FAILED ? " (encrypted keys are not supported)" : "");
+                r = -EINVAL;
+                goto out;
+        }
+        if ((r = gnutls_certificate_allocate_credentials(&t->cred)) < 0 ||
+            (r = gnutls_priority_init(&t->prio, HTTP_TLS_PRIORITIES, NULL)) < 0) {
+                snprintf(err, errlen, "gnutls: %s", gnutls_strerror(r));
+                r = -ENOMEM;
+                goto out;
+        }
+        r = gnutls_certificate_set_x509_key_mem2(t->cred, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+        if (r < 0) {
+                if (r == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
+                        snprintf(err, errlen, "tlscert \"%s\" and tlskey \"%s\" do not match: the key is not "
+                                              "the certificate's", cert_path, key_path);
+                else
+                        snprintf(err, errlen, "tlscert \"%s\" with tlskey \"%s\": %s", cert_path, key_path,
+                                 gnutls_strerror(r));
+                r = -EINVAL;
+                goto out;
+        }
+        r = gnutls_certificate_set_x509_trust_mem(t->cred, &ad, GNUTLS_X509_FMT_PEM);
+        if (r <= 0) {
+                snprintf(err, errlen, "tlscacert \"%s\": no CA certificate could be loaded%s%s", ca_path,
+                         r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
+                r = -EINVAL;
+                goto out;
+        }
+        *ret = TAKE_PTR(t);
+        r = 0;
+out:
+        pem_free(ca);
+        pem_free(cert);
+        pem_free(key);
+        http_tls_free(t);
+        return r;
+}
+
+/* ---- TLS in front of libmicrohttpd ----
+ *
+ * A tcp:// listener is served by an accept thread of ours: each client
+ * gets a thread that does the TLS handshake (a client certificate is
+ * required and verified against the CA, so a client without one fails the
+ * handshake as with dockerd), then hands one end of a socketpair to
+ * libmicrohttpd (MHD_add_connection: the same thread per connection as on
+ * the unix socket) and relays between the two, with a second thread for
+ * the other direction. libmicrohttpd's own TLS (MHD_USE_TLS) is not used:
+ * for hijacked connections it relays through a socketpair too, but it
+ * does not pass the client's half-close on, and `docker run -i` ends
+ * stdin with one (CloseWrite). Here the end of the client's input is a
+ * shutdown(SHUT_WR) of the socketpair, as on the unix socket. */
+
+struct tls_conn {
+        struct http_server *s;
+        gnutls_session_t sess;
+        int tcp;                        /* the client's socket */
+        int app;                        /* our end of the socketpair; -1 until made */
+        struct sockaddr_storage peer;
+        socklen_t peer_len;
+        char name[INET6_ADDRSTRLEN + 8];
+        struct tls_conn *prev, *next;   /* s->conns, under s->lock */
+};
+
+/* Clients must present a certificate for client authentication. */
+static gnutls_typed_vdata_st tls_client_purpose = {
+        .type = GNUTLS_DT_KEY_PURPOSE_OID,
+        .data = (unsigned char *) GNUTLS_KP_TLS_WWW_CLIENT,
+};
+
+static int write_all(int fd, const char *buf, size_t n)
+{
+        while (n > 0) {
+                ssize_t k = write(fd, buf, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k < 0 ? -errno : -EIO;
+                buf += k, n -= (size_t) k;
+        }
+        return 0;
+}
+
+static int tls_send_all(gnutls_session_t sess, const char *buf, size_t n)
+{
+        while (n > 0) {
+                ssize_t k = gnutls_record_send(sess, buf, n);
+                if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
+                        continue;
+                if (k <= 0)
+                        return -EIO;
+                buf += k, n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* libmicrohttpd → the client, until libmicrohttpd (or the hijacked
+ * connection's handler) closes its end. */
+static void *tls_out_thread(void *arg)
+{
+        struct tls_conn *c = arg;
+        char buf[16384];
+        for (;;) {
+                ssize_t n = read(c->app, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                if (tls_send_all(c->sess, buf, (size_t) n) < 0) {
+                        /* the client is gone: so is the connection */
+                        shutdown(c->app, SHUT_RDWR);
+                        break;
+                }
+        }
+        (void) gnutls_bye(c->sess, GNUTLS_SHUT_WR);
+        /* ends the receiving thread's wait too */
+        shutdown(c->tcp, SHUT_RDWR);
+        return NULL;
+}
+
+static void tls_conn_free(struct tls_conn *c)
+{
+        struct http_server *s = c->s;
+        pthread_mutex_lock(&s->lock);
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        if (--s->n_conns == 0)
+                pthread_cond_broadcast(&s->idle);
+        pthread_mutex_unlock(&s->lock);
+        gnutls_deinit(c->sess);
+        close(c->tcp);
+        if (c->app >= 0)
+                close(c->app);
+        free(c);
+}
+
+/* The handshake, then the client → libmicrohttpd direction. */
+static void *tls_conn_thread(void *arg)
+{
+        struct tls_conn *c = arg;
+        struct http_server *s = c->s;
+        int r;
+        do
+                r = gnutls_handshake(c->sess);
+        while (r < 0 && !gnutls_error_is_fatal(r));
+        if (r < 0) {
+                log_warn("engine: TLS client %s refused: %s", c->name, gnutls_strerror(r));
+                (void) gnutls_alert_send_appropriate(c->sess, r);
+                tls_conn_free(c);
+                return NULL;
+        }
+        gnutls_handshake_set_timeout(c->sess, 0);
+
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+                log_errno(LOG_LEVEL_WARN, errno, "engine: a socketpair for TLS client %s", c->name);
+                tls_conn_free(c);
+                return NULL;
+        }
+        pthread_mutex_lock(&s->lock);
+        c->app = sp[0];
+        pthread_mutex_unlock(&s->lock);
+        /* libmicrohttpd closes sp[1], also when it fails */
+        if (MHD_add_connection(s->mhd, sp[1], (const struct sockaddr *) &c->peer, c->peer_len) != MHD_YES) {
+                log_errno(LOG_LEVEL_WARN, errno, "engine: serving TLS client %s", c->name);
+                tls_conn_free(c);
+                return NULL;
+        }
+        pthread_t out;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setstacksize(&a, 128u << 10);
+        r = pthread_create(&out, &a, tls_out_thread, c);
+        pthread_attr_destroy(&a);
+        if (r != 0) {
+                log_warn("engine: no thread for TLS client %s", c->name);
+                shutdown(c->app, SHUT_RDWR);
+                tls_conn_free(c);
+                return NULL;
+        }
+
+        char buf[16384];
+        bool eof = false;
+        for (;;) {
+                ssize_t n = gnutls_record_recv(c->sess, buf, sizeof(buf));
+                if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+                        continue;
+                /* close_notify, or a TCP half-close without it (Go's
+                 * CloseWrite on a TLS connection: the end of stdin) */
+                if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
+                        eof = true;
+                        break;
+                }
+                if (n < 0 || write_all(c->app, buf, (size_t) n) < 0)
+                        break;
+        }
+        shutdown(c->app, eof ? SHUT_WR : SHUT_RDWR);
+        pthread_join(out, NULL);
+        tls_conn_free(c);
+        return NULL;
+}
+
+static void tls_conn_start(struct http_server *s, int fd, const struct sockaddr_storage *peer, socklen_t len)
+{
+        struct tls_conn *c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(fd);
+                return;
+        }
+        c->s = s;
+        c->tcp = fd;
+        c->app = -1;
+        c->peer = *peer;
+        c->peer_len = len;
+        char host[INET6_ADDRSTRLEN], port[8];
+        if (getnameinfo((const struct sockaddr *) peer, len, host, sizeof(host), port, sizeof(port),
+                        NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+                snprintf(c->name, sizeof(c->name), "%s:%s", host, port);
+        else
+                snprintf(c->name, sizeof(c->name), "?");
+        int one = 1;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+        int r = gnutls_init(&c->sess, GNUTLS_SERVER | GNUTLS_NO_SIGNAL);
+        if (r < 0) {
+                log_warn("engine: TLS client %s: %s", c->name, gnutls_strerror(r));
+                close(fd);
+                free(c);
+                return;
+        }
+        if ((r = gnutls_priority_set(c->sess, s->tls->prio)) < 0 ||
+            (r = gnutls_credentials_set(c->sess, GNUTLS_CRD_CERTIFICATE, s->tls->cred)) < 0) {
+                log_warn("engine: TLS client %s: %s", c->name, gnutls_strerror(r));
+                gnutls_deinit(c->sess);
+                close(fd);
+                free(c);
+                return;
+        }
+        gnutls_certificate_server_set_request(c->sess, GNUTLS_CERT_REQUIRE);
+        gnutls_session_set_verify_cert2(c->sess, &tls_client_purpose, 1, 0);
+        gnutls_transport_set_int(c->sess, fd);
+        gnutls_handshake_set_timeout(c->sess, 30 * 1000);
+
+        pthread_mutex_lock(&s->lock);
+        c->next = s->conns;
+        if (s->conns)
+                s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        pthread_mutex_unlock(&s->lock);
+
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&a, 256u << 10);
+        r = pthread_create(&t, &a, tls_conn_thread, c);
+        pthread_attr_destroy(&a);
+        if (r != 0) {
+                log_warn("engine: no thread for TLS client %s", c->name);
+                tls_conn_free(c);
+        }
+}
+
+static void *tls_accept_thread(void *arg)
+{
+        struct http_server *s = arg;
+        for (;;) {
+                struct pollfd p[2] = { { s->listen_fd, POLLIN, 0 }, { s->stop_fd, POLLIN, 0 } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_errno(LOG_LEVEL_ERROR, errno, "engine: waiting for TLS clients");
+                        break;
+                }
+                if (p[1].revents)
+                        break;
+                if (!p[0].revents)
+                        continue;
+                struct sockaddr_storage peer;
+                socklen_t len = sizeof(peer);
+                int fd = accept4(s->listen_fd, (struct sockaddr *) &peer, &len, SOCK_CLOEXEC);
+                if (fd < 0) {
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                log_errno(LOG_LEVEL_WARN, errno, "engine: accepting a TLS client");
+                                usleep(100 * 1000);
+                        }
+                        continue;
+                }
+                tls_conn_start(s, fd, &peer, len);
+        }
+        return NULL;
+}
 
 /* ---- requests ---- */
 
@@ -37,6 +482,8 @@ static void request_free(struct http_request *r)
         for (size_t i = 0; i < r->n_params; i++)
                 free(r->params[i]);
         free(r->body);
+        free(r->header[0]);
+        free(r->header[1]);
         if (r->body_fd >= 0)
                 close(r->body_fd);
         free(r);
@@ -251,8 +698,9 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
         *con_cls = NULL;
 }
 
-int http_server_start(struct engine *engine, int listen_fd, const struct http_route *routes, size_t n_routes,
-                      const char *tmpdir, struct http_server **ret)
+int http_server_start(struct engine *engine, int listen_fd, const struct http_tls *tls,
+                      const struct http_route *routes, size_t n_routes, const char *tmpdir,
+                      struct http_server **ret)
 {
         struct http_server *s = calloc(1, sizeof(*s));
         if (!s) {
@@ -263,9 +711,18 @@ int http_server_start(struct engine *engine, int listen_fd, const struct http_ro
         s->routes = routes;
         s->n_routes = n_routes;
         s->tmpdir = tmpdir;
-        s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                          MHD_ALLOW_UPGRADE | MHD_USE_ITC,
-                                  0, NULL, NULL, access_handler, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        s->tls = tls;
+        s->listen_fd = s->stop_fd = -1;
+        unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_UPGRADE |
+                         MHD_USE_ITC;
+        /* with TLS, connections come from tls_conn_thread (MHD_add_connection) */
+        struct MHD_OptionItem listen_opt[] = {
+                { tls ? MHD_OPTION_END : MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL },
+                { MHD_OPTION_END, 0, NULL },
+        };
+        if (tls)
+                flags |= MHD_USE_NO_LISTEN_SOCKET;
+        s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_ARRAY, listen_opt,
                                   MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
                                   MHD_OPTION_CONNECTION_TIMEOUT, 0u,
                                   MHD_OPTION_THREAD_STACK_SIZE, (size_t) (512u << 10),
@@ -275,6 +732,21 @@ int http_server_start(struct engine *engine, int listen_fd, const struct http_ro
                 free(s);
                 return -EIO;
         }
+        if (tls) {
+                pthread_mutex_init(&s->lock, NULL);
+                pthread_cond_init(&s->idle, NULL);
+                s->listen_fd = listen_fd;
+                int fl = fcntl(listen_fd, F_GETFL);
+                s->stop_fd = eventfd(0, EFD_CLOEXEC);
+                int r = s->stop_fd < 0 || fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0 ? errno : 0;
+                if (!r)
+                        r = pthread_create(&s->acceptor, NULL, tls_accept_thread, s);
+                if (r) {
+                        s->tls = NULL; /* no acceptor to stop */
+                        http_server_stop(s);
+                        return -r;
+                }
+        }
         *ret = s;
         return 0;
 }
@@ -283,7 +755,38 @@ void http_server_stop(struct http_server *s)
 {
         if (!s)
                 return;
+        if (s->tls) {
+                /* no new clients; the current ones are cut off, and
+                 * libmicrohttpd is stopped only when no thread of ours
+                 * can hand it a connection any more */
+                (void) eventfd_write(s->stop_fd, 1);
+                pthread_join(s->acceptor, NULL);
+                pthread_mutex_lock(&s->lock);
+                for (struct tls_conn *c = s->conns; c; c = c->next) {
+                        shutdown(c->tcp, SHUT_RDWR);
+                        if (c->app >= 0)
+                                shutdown(c->app, SHUT_RDWR);
+                }
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += 10;
+                while (s->n_conns > 0 && pthread_cond_timedwait(&s->idle, &s->lock, &until) == 0)
+                        ;
+                unsigned left = s->n_conns;
+                pthread_mutex_unlock(&s->lock);
+                if (left > 0) {
+                        log_warn("engine: %u TLS connections did not end: the server is left running", left);
+                        return;
+                }
+        }
         MHD_stop_daemon(s->mhd);
+        if (s->listen_fd >= 0) {
+                close(s->listen_fd);
+                pthread_mutex_destroy(&s->lock);
+                pthread_cond_destroy(&s->idle);
+        }
+        if (s->stop_fd >= 0)
+                close(s->stop_fd);
         free(s);
 }
 
@@ -367,10 +870,27 @@ static enum MHD_Result queue(struct http_request *r, unsigned status, struct MHD
         MHD_add_response_header(resp, "Docker-Experimental", "false");
         MHD_add_response_header(resp, "Ostype", "linux");
         MHD_add_response_header(resp, "Server", "berth/" BERTH_VERSION " (linux)");
+        if (r->header[0])
+                MHD_add_response_header(resp, r->header[0], r->header[1]);
         enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
         MHD_destroy_response(resp);
         r->answered = true;
         return ret;
+}
+
+int http_set_header(struct http_request *r, const char *name, const char *value)
+{
+        char *n = strdup(name), *v = strdup(value);
+        if (!n || !v) {
+                free(n);
+                free(v);
+                return -ENOMEM;
+        }
+        free(r->header[0]);
+        free(r->header[1]);
+        r->header[0] = n;
+        r->header[1] = v;
+        return 0;
 }
 
 enum MHD_Result http_reply_text(struct http_request *r, unsigned status, const char *content_type, const char *text)

@@ -54,15 +54,30 @@ struct http_request {
         const struct http_route *route;
         bool too_large;
         bool answered;
+        char *header[2];                  /* http_set_header: one more header for the reply */
 };
 
 struct http_server;
 
-/* Serves routes on the listening socket fd (taken over). Bodies of
+/* TLS with client certificates, as dockerd's --tlsverify: the server's
+ * certificate (chain) and key, and the CA that must have signed every
+ * client's certificate. Loaded from PEM files and checked (each file
+ * parses, the key matches the certificate) by http_tls_load; err names the
+ * file and the cause. */
+struct http_tls;
+int http_tls_load(const char *ca_path, const char *cert_path, const char *key_path, struct http_tls **ret,
+                  char *err, size_t errlen);
+void http_tls_free(struct http_tls *t);
+
+/* Serves routes on the listening socket fd (taken over). With tls (which
+ * must outlive the server), clients must complete a TLS handshake with a
+ * certificate the CA verifies (for client authentication); the HTTP
+ * behind it, hijacking included, is the same as without. Bodies of
  * HTTP_ROUTE_BODY_FILE routes go to unnamed files in tmpdir (which must
  * outlive the server). */
-int http_server_start(struct engine *engine, int listen_fd, const struct http_route *routes, size_t n_routes,
-                      const char *tmpdir, struct http_server **ret);
+int http_server_start(struct engine *engine, int listen_fd, const struct http_tls *tls,
+                      const struct http_route *routes, size_t n_routes, const char *tmpdir,
+                      struct http_server **ret);
 void http_server_stop(struct http_server *s);
 
 /* A query argument (NULL when absent), as a bool (Docker's clients send
@@ -92,6 +107,9 @@ enum MHD_Result http_reply_fd(struct http_request *r, unsigned status, const cha
  * closes it; the reply ends at EOF, and the producer gets EPIPE when the
  * client went away. content_type may be NULL (no Content-Type). */
 enum MHD_Result http_reply_stream(struct http_request *r, unsigned status, const char *content_type, int *ret_fd);
+/* One header of the handler's (name: value) that the reply will carry
+ * besides the usual ones; -ENOMEM or 0. */
+int http_set_header(struct http_request *r, const char *name, const char *value);
 
 /* Hijacks the connection: answers 101 with Upgrade: tcp and the
  * content_type, then runs fn on a thread of its own with the raw socket

@@ -829,7 +829,7 @@ out:
                                 json_object_set(nets, k, v);
                 }
                 if (!c->removed)
-                        ctr_save_locked(&en->ctrs, c);
+                        ctr_save_state_locked(&en->ctrs, c);
                 pthread_mutex_unlock(&en->ctrs.lock);
         }
         json_decref(portmap);

@@ -17,6 +17,7 @@
 #include "fs-util.h"
 #include "log.h"
 #include "seccomp-default.h"
+#include "volumes.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -227,66 +228,309 @@ int oci_command(json_t *config, json_t *image_config, json_t **ret_args, char *e
         return 0;
 }
 
-/* "/host:/ctr[:opts]" or "name:/ctr[:opts]" → an OCI mount. */
-static json_t *bind_mount(struct oci_spec_ctx *x, const char *spec, char *err, size_t errlen)
+/* ---- the user's mounts: Binds, Mounts, Tmpfs, and volumes ---- */
+
+/* What the user's mounts become: OCI mounts, inspect's Mounts and the
+ * volumes the engine creates or references. */
+struct user_mounts {
+        json_t *oci;
+        json_t *inspect;
+        json_t *volumes;
+};
+
+/* A destination without trailing slashes; "/" and relative paths are
+ * refused. */
+static int clean_dest(const char *in, const char *type, char *buf, size_t len, char *err, size_t errlen)
+{
+        if (!in || !*in)
+                return fail(err, errlen, "invalid mount config for type \"%s\": field Target must not be empty", type);
+        if (in[0] != '/')
+                return fail(err, errlen,
+                            "invalid mount config for type \"%s\": invalid mount path: '%s' mount path must be absolute",
+                            type, in);
+        snprintf(buf, len, "%s", in);
+        size_t n = strlen(buf);
+        while (n > 1 && buf[n - 1] == '/')
+                buf[--n] = '\0';
+        if (!strcmp(buf, "/"))
+                return fail(err, errlen, "invalid specification: destination can't be '/'");
+        return 0;
+}
+
+static bool dest_taken(struct user_mounts *u, json_t *hc, const char *dst)
+{
+        size_t i;
+        json_t *m;
+        json_array_foreach(u->inspect, i, m) if (!strcmp(json_string_value(json_object_get(m, "Destination")), dst))
+                return true;
+        return json_object_get(json_object_get(hc, "Tmpfs"), dst) != NULL;
+}
+
+static bool is_propagation(const char *s)
+{
+        return !strcmp(s, "shared") || !strcmp(s, "rshared") || !strcmp(s, "slave") || !strcmp(s, "rslave") ||
+               !strcmp(s, "private") || !strcmp(s, "rprivate");
+}
+
+static void add_volume(struct oci_spec_ctx *x, struct user_mounts *u, const char *name, bool anonymous,
+                       const char *dst, bool ro, bool copy, const char *mode, json_t *labels, json_t *opts)
+{
+        _cleanup_free_ char *mp = vol_mountpoint(x->data_root, name);
+        json_t *o = json_pack("[s, s]", "rbind", "rprivate");
+        if (ro)
+                json_array_append_new(o, json_string("ro"));
+        json_array_append_new(u->oci, json_pack("{s:s, s:s, s:s, s:o}", "destination", dst, "type", "bind", "source",
+                                                mp ? mp : "", "options", o));
+        json_array_append_new(u->inspect, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "Type", "volume",
+                                                     "Name", name, "Source", mp ? mp : "", "Destination", dst,
+                                                     "Driver", "local", "Mode", mode, "RW", !ro, "Propagation", ""));
+        json_array_append_new(u->volumes, json_pack("{s:s, s:b, s:O?, s:O?, s:s, s:b}", "Name", name, "Anonymous",
+                                                    anonymous, "Labels", labels, "Options", opts, "Destination", dst,
+                                                    "Copy", copy));
+}
+
+static void add_bind(struct user_mounts *u, const char *src, const char *dst, bool ro, bool recursive,
+                     const char *propagation, const char *mode)
+{
+        json_t *o = json_pack("[s, s]", recursive ? "rbind" : "bind", propagation);
+        if (ro)
+                json_array_append_new(o, json_string("ro"));
+        json_array_append_new(u->oci, json_pack("{s:s, s:s, s:s, s:o}", "destination", dst, "type", "bind", "source",
+                                                src, "options", o));
+        json_array_append_new(u->inspect, json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "Type", "bind", "Source", src,
+                                                    "Destination", dst, "Mode", mode, "RW", !ro, "Propagation",
+                                                    propagation));
+}
+
+static int volume_name_ok(const char *name, char *err, size_t errlen)
+{
+        if (vol_name_valid(name))
+                return 0;
+        char m[512];
+        vol_name_error(name, m, sizeof(m));
+        return fail(err, errlen, "create %s: %s", name, m);
+}
+
+/* A Binds entry: "/ctr" (an anonymous volume), "name:/ctr[:mode]" (a
+ * named volume) or "/host:/ctr[:mode]" (a bind), as dockerd parses them. */
+static int bind_entry(struct oci_spec_ctx *x, struct user_mounts *u, json_t *hc, const char *spec, char *err,
+                      size_t errlen)
 {
         _cleanup_free_ char *s = strdup(spec);
         if (!s)
-                return NULL;
-        char *src = s, *dst = strchr(s, ':');
-        if (!dst) {
-                fail(err, errlen, "invalid volume specification: '%s': anonymous volumes are not implemented", spec);
-                return NULL;
+                return -ENOMEM;
+        char *parts[4] = { NULL };
+        size_t n = 0;
+        for (char *p = s, *c; p && n < 4; p = c) {
+                c = strchr(p, ':');
+                if (c)
+                        *c++ = '\0';
+                parts[n++] = p;
         }
-        *dst++ = '\0';
-        char *opts = strchr(dst, ':');
-        if (opts)
-                *opts++ = '\0';
-        if (dst[0] != '/') {
-                fail(err, errlen, "invalid volume specification: '%s': the container path must be absolute", spec);
-                return NULL;
-        }
-        _cleanup_free_ char *vol = NULL;
-        if (src[0] != '/') {
-                /* a named volume: a directory of the engine's */
-                if (strchr(src, '/') || !strcmp(src, "..") || !strcmp(src, ".") || !*src) {
-                        fail(err, errlen, "invalid volume name \"%s\"", src);
-                        return NULL;
-                }
-                if (asprintf(&vol, "%s/engine/volumes/%s/_data", x->data_root, src) < 0)
-                        return NULL;
-                if (fs_mkdir_p(vol, 0755) < 0) {
-                        fail(err, errlen, "creating volume %s: %s", src, strerror(errno));
-                        return NULL;
-                }
-                src = vol;
-        } else {
-                struct stat st;
-                /* as Docker: a missing host directory of -v is created */
-                if (stat(src, &st) < 0 && fs_mkdir_p(src, 0755) < 0) {
-                        fail(err, errlen, "creating the host directory %s: %s", src, strerror(errno));
-                        return NULL;
-                }
-        }
-        json_t *o = json_pack("[s, s]", "rbind", "rprivate");
-        bool ro = false;
-        for (char *tok = opts ? strtok(opts, ",") : NULL; tok; tok = strtok(NULL, ",")) {
+        if (n == 0 || n > 3 || strchr(spec, ':') == spec || (n == 3 && strchr(parts[2], ':')))
+                return fail(err, errlen, "invalid volume specification: '%s'", spec);
+        const char *src = n == 1 ? "" : parts[0], *mode = n == 3 ? parts[2] : "";
+        char dst[4096];
+        if (clean_dest(n == 1 ? parts[0] : parts[1], *src == '/' ? "bind" : "volume", dst, sizeof(dst), err,
+                       errlen) < 0)
+                return -EINVAL;
+        bool ro = false, nocopy = false;
+        const char *propagation = "rprivate";
+        _cleanup_free_ char *m = strdup(mode);
+        char *save = NULL;
+        for (char *tok = m ? strtok_r(m, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
                 if (!strcmp(tok, "ro"))
                         ro = true;
-                else if (!strcmp(tok, "rw") || !strcmp(tok, "z") || !strcmp(tok, "Z") || !strcmp(tok, "nocopy"))
-                        ;
-                else if (!strcmp(tok, "shared") || !strcmp(tok, "rshared") || !strcmp(tok, "slave") ||
-                         !strcmp(tok, "rslave") || !strcmp(tok, "private") || !strcmp(tok, "rprivate")) {
-                        json_array_set_new(o, 1, json_string(tok));
-                } else {
-                        json_decref(o);
-                        fail(err, errlen, "invalid mode \"%s\" in volume specification '%s'", tok, spec);
-                        return NULL;
+                else if (!strcmp(tok, "nocopy"))
+                        nocopy = true;
+                else if (is_propagation(tok))
+                        propagation = tok;
+                else if (strcmp(tok, "rw") && strcmp(tok, "z") && strcmp(tok, "Z"))
+                        return fail(err, errlen, "invalid mode: %s", mode);
+        }
+        if (dest_taken(u, hc, dst))
+                return fail(err, errlen, "Duplicate mount point: %s", dst);
+        if (src[0] == '/') {
+                struct stat st;
+                /* as Docker: a missing host directory of -v is created */
+                if (stat(src, &st) < 0 && fs_mkdir_p(src, 0755) < 0)
+                        return fail(err, errlen, "creating the host directory %s: %s", src, strerror(errno));
+                add_bind(u, src, dst, ro, true, propagation, mode);
+                return 0;
+        }
+        char gen[65];
+        if (!*src) {
+                int r = vol_generate_name(gen, sizeof(gen));
+                if (r < 0)
+                        return r;
+        } else if (volume_name_ok(src, err, errlen) < 0) {
+                return -EINVAL;
+        }
+        add_volume(x, u, *src ? src : gen, !*src, dst, ro, !nocopy, *mode ? mode : "z", NULL, NULL);
+        return 0;
+}
+
+/* A HostConfig.Mounts entry (--mount): bind, volume or tmpfs. */
+static int mount_entry(struct oci_spec_ctx *x, struct user_mounts *u, json_t *hc, json_t *m, char *err, size_t errlen)
+{
+        if (!json_is_object(m))
+                return fail(err, errlen, "invalid mount config: a Mounts entry must be an object");
+        const char *type = json_string_value(json_object_get(m, "Type")) ?: "";
+        const char *src = json_string_value(json_object_get(m, "Source")) ?: "";
+        bool ro = json_is_true(json_object_get(m, "ReadOnly"));
+        json_t *bo = json_object_get(m, "BindOptions"), *vo = json_object_get(m, "VolumeOptions");
+        json_t *to = json_object_get(m, "TmpfsOptions");
+        if (strcmp(type, "bind") && strcmp(type, "volume") && strcmp(type, "tmpfs"))
+                return fail(err, errlen, "invalid mount config for type \"%s\": mount type unknown", type);
+        char dst[4096];
+        if (clean_dest(json_string_value(json_object_get(m, "Target")), type, dst, sizeof(dst), err, errlen) < 0)
+                return -EINVAL;
+        if (dest_taken(u, hc, dst))
+                return fail(err, errlen, "Duplicate mount point: %s", dst);
+        if (json_is_object(bo) && strcmp(type, "bind"))
+                return fail(err, errlen, "invalid mount config for type \"%s\": BindOptions must not be specified", type);
+        if (json_is_object(vo) && strcmp(type, "volume"))
+                return fail(err, errlen, "invalid mount config for type \"%s\": VolumeOptions must not be specified",
+                            type);
+        if (json_is_object(to) && strcmp(type, "tmpfs"))
+                return fail(err, errlen, "invalid mount config for type \"%s\": TmpfsOptions must not be specified",
+                            type);
+        if (!strcmp(type, "bind")) {
+                struct stat st;
+                if (!*src)
+                        return fail(err, errlen, "invalid mount config for type \"bind\": field Source must not be empty");
+                if (src[0] != '/')
+                        return fail(err, errlen,
+                                    "invalid mount config for type \"bind\": invalid mount path: '%s' mount path must "
+                                    "be absolute",
+                                    src);
+                if (stat(src, &st) < 0)
+                        return fail(err, errlen,
+                                    "invalid mount config for type \"bind\": bind source path does not exist: %s", src);
+                const char *prop = json_string_value(json_object_get(bo, "Propagation"));
+                if (prop && *prop && !is_propagation(prop))
+                        return fail(err, errlen, "invalid mount config for type \"bind\": invalid propagation \"%s\"",
+                                    prop);
+                add_bind(u, src, dst, ro, !json_is_true(json_object_get(bo, "NonRecursive")),
+                         prop && *prop ? prop : "rprivate", "");
+                return 0;
+        }
+        if (!strcmp(type, "tmpfs")) {
+                if (*src)
+                        return fail(err, errlen, "invalid mount config for type \"tmpfs\": Source must not be specified");
+                json_t *o = json_pack("[sss]", "noexec", "nosuid", "nodev");
+                json_int_t size = json_integer_value(json_object_get(to, "SizeBytes"));
+                json_int_t mode = json_integer_value(json_object_get(to, "Mode"));
+                char b[64];
+                if (size > 0) {
+                        snprintf(b, sizeof(b), "size=%lldk", (long long) (size + 1023) / 1024);
+                        json_array_append_new(o, json_string(b));
+                }
+                if (mode > 0) {
+                        snprintf(b, sizeof(b), "mode=%llo", (unsigned long long) mode & 07777);
+                        json_array_append_new(o, json_string(b));
+                }
+                if (ro)
+                        json_array_append_new(o, json_string("ro"));
+                json_array_append_new(u->oci, json_pack("{s:s, s:s, s:s, s:o}", "destination", dst, "type", "tmpfs",
+                                                        "source", "tmpfs", "options", o));
+                json_array_append_new(u->inspect, json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "Type", "tmpfs",
+                                                            "Source", "", "Destination", dst, "Mode", "", "RW", !ro,
+                                                            "Propagation", ""));
+                return 0;
+        }
+        json_t *dc = json_object_get(vo, "DriverConfig");
+        const char *driver = json_string_value(json_object_get(dc, "Name")) ?: "";
+        if (*driver && strcmp(driver, "local"))
+                return fail(err, errlen, "error looking up volume plugin %s: plugin \"%s\" not found", driver, driver);
+        json_t *opts = json_object_get(dc, "Options");
+        char m2[512];
+        if (vol_check_options(opts, m2, sizeof(m2)) < 0)
+                return fail(err, errlen, "create %s: %s", *src ? src : "(anonymous)", m2);
+        json_t *labels = json_object_get(vo, "Labels");
+        char gen[65];
+        if (!*src) {
+                int r = vol_generate_name(gen, sizeof(gen));
+                if (r < 0)
+                        return r;
+        } else if (volume_name_ok(src, err, errlen) < 0) {
+                return -EINVAL;
+        }
+        add_volume(x, u, *src ? src : gen, !*src, dst, ro, !json_is_true(json_object_get(vo, "NoCopy")), "",
+                   json_is_object(labels) ? labels : NULL, json_is_object(opts) ? opts : NULL);
+        return 0;
+}
+
+/* Depth of a destination: parents are mounted before their children. */
+static size_t dest_depth(json_t *m)
+{
+        size_t n = 0;
+        for (const char *p = json_string_value(json_object_get(m, "destination")) ?: ""; *p; p++)
+                n += *p == '/';
+        return n;
+}
+
+static int build_user_mounts(struct oci_spec_ctx *x, json_t *config, json_t *hc, json_t *image_config,
+                             struct user_mounts *u, char *err, size_t errlen)
+{
+        size_t i;
+        json_t *v;
+        int r;
+        const char *vd = json_string_value(json_object_get(hc, "VolumeDriver")) ?: "";
+        if (*vd && strcmp(vd, "local"))
+                return fail(err, errlen, "error looking up volume plugin %s: plugin \"%s\" not found", vd, vd);
+        if (json_array_size(json_object_get(hc, "VolumesFrom")))
+                return fail(err, errlen, "engine: --volumes-from is not supported; name the volumes with -v instead");
+        json_array_foreach(json_object_get(hc, "Binds"), i, v)
+        {
+                if (!json_is_string(v))
+                        return fail(err, errlen, "invalid volume specification: Binds must be strings");
+                if ((r = bind_entry(x, u, hc, json_string_value(v), err, errlen)) < 0)
+                        return r;
+        }
+        json_array_foreach(json_object_get(hc, "Mounts"), i, v) if ((r = mount_entry(x, u, hc, v, err, errlen)) < 0)
+                return r;
+        /* the image's VOLUMEs and -v /path (Config.Volumes): an anonymous
+         * volume each, unless something is mounted there already */
+        json_t *lists[2] = { json_object_get(config, "Volumes"), json_object_get(image_config, "Volumes") };
+        for (size_t l = 0; l < 2; l++) {
+                const char *k;
+                json_object_foreach(lists[l], k, v)
+                {
+                        char dst[4096], gen[65];
+                        if (clean_dest(k, "volume", dst, sizeof(dst), err, errlen) < 0)
+                                return -EINVAL;
+                        if (dest_taken(u, hc, dst))
+                                continue;
+                        if ((r = vol_generate_name(gen, sizeof(gen))) < 0)
+                                return r;
+                        add_volume(x, u, gen, true, dst, false, true, "", NULL, NULL);
                 }
         }
-        if (ro)
-                json_array_append_new(o, json_string("ro"));
-        return json_pack("{s:s, s:s, s:s, s:o}", "destination", dst, "type", "bind", "source", src, "options", o);
+        const char *k;
+        json_object_foreach(json_object_get(hc, "Tmpfs"), k, v)
+        {
+                if (k[0] != '/')
+                        return fail(err, errlen, "invalid tmpfs mount point \"%s\": an absolute path is expected", k);
+                json_t *o = json_pack("[sss]", "noexec", "nosuid", "nodev");
+                _cleanup_free_ char *opts = strdup(json_string_value(v) ?: "");
+                char *save = NULL;
+                for (char *t = opts ? strtok_r(opts, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+                        json_array_append_new(o, json_string(t));
+                json_array_append_new(u->oci, json_pack("{s:s, s:s, s:s, s:o}", "destination", k, "type", "tmpfs",
+                                                        "source", "tmpfs", "options", o));
+        }
+        /* stable insertion sort by depth, as dockerd orders them */
+        for (size_t a = 1; a < json_array_size(u->oci); a++) {
+                json_t *m = json_incref(json_array_get(u->oci, a));
+                size_t b = a;
+                while (b > 0 && dest_depth(json_array_get(u->oci, b - 1)) > dest_depth(m)) {
+                        json_array_set(u->oci, b, json_array_get(u->oci, b - 1));
+                        b--;
+                }
+                json_array_set_new(u->oci, b, m);
+        }
+        return 0;
 }
 
 /* Whether the memory cgroup limits swap here (v1: memory.memsw.*, which
@@ -531,32 +775,17 @@ int oci_spec_build(struct oci_spec_ctx *x, json_t *config, json_t *hc, json_t *i
                 json_array_append_new(mounts, json_pack("{s:s, s:s, s:s, s:[sss]}", "destination", "/sbin/docker-init",
                                                         "type", "bind", "source", x->init_path, "options", "rbind",
                                                         "rprivate", "ro"));
-        json_array_foreach(json_object_get(hc, "Binds"), i, v)
-        {
-                json_t *m = bind_mount(x, json_string_value(v) ?: "", err, errlen);
-                if (!m) {
-                        json_decref(mounts);
-                        json_decref(process);
-                        json_decref(res);
-                        return -EINVAL;
-                }
-                json_array_append_new(mounts, m);
-        }
-        const char *k;
-        json_object_foreach(json_object_get(hc, "Tmpfs"), k, v)
-        {
-                if (k[0] != '/') {
-                        json_decref(mounts);
-                        json_decref(process);
-                        json_decref(res);
-                        return fail(err, errlen, "invalid tmpfs mount point \"%s\": an absolute path is expected", k);
-                }
-                json_t *o = json_pack("[sss]", "noexec", "nosuid", "nodev");
-                _cleanup_free_ char *opts = strdup(json_string_value(v) ?: "");
-                for (char *t = opts ? strtok(opts, ",") : NULL; t; t = strtok(NULL, ","))
-                        json_array_append_new(o, json_string(t));
-                json_array_append_new(mounts, json_pack("{s:s, s:s, s:s, s:o}", "destination", k, "type", "tmpfs",
-                                                        "source", "tmpfs", "options", o));
+        struct user_mounts um = { json_array(), json_array(), json_array() };
+        r = build_user_mounts(x, config, hc, image_config, &um, err, errlen);
+        json_array_extend(mounts, um.oci);
+        json_decref(um.oci);
+        if (r < 0) {
+                json_decref(um.inspect);
+                json_decref(um.volumes);
+                json_decref(mounts);
+                json_decref(process);
+                json_decref(res);
+                return r == -EINVAL ? r : fail(err, errlen, "engine: the container's mounts: %s", strerror(-r));
         }
 
         json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}]", "type", "mount", "type", "uts", "type", "pid", "type",
@@ -577,6 +806,8 @@ int oci_spec_build(struct oci_spec_ctx *x, json_t *config, json_t *hc, json_t *i
                 else if (!(seccomp = oci_seccomp_default(bounding)))
                         r = fail(err, errlen, "building the seccomp profile");
                 if (r < 0) {
+                        json_decref(um.inspect);
+                        json_decref(um.volumes);
                         json_decref(ns);
                         json_decref(mounts);
                         json_decref(process);
@@ -599,10 +830,15 @@ int oci_spec_build(struct oci_spec_ctx *x, json_t *config, json_t *hc, json_t *i
                                  "root", "path", "rootfs", "readonly",
                                  json_is_true(json_object_get(hc, "ReadonlyRootfs")), "hostname", x->hostname,
                                  "mounts", mounts, "linux", linux_);
-        if (!spec)
+        if (!spec) {
+                json_decref(um.inspect);
+                json_decref(um.volumes);
                 return fail(err, errlen, "building the runtime spec");
+        }
         if (x->user_name)
                 json_object_set_new(spec, "annotations", json_pack("{s:s}", "org.berth.user", x->user_name));
+        x->mounts_out = um.inspect;
+        x->volumes_out = um.volumes;
         *ret = spec;
         return 0;
 }

@@ -20,6 +20,14 @@ struct oci_spec_ctx {
         const char *init_path;       /* --init: this binary is bound at /sbin/docker-init and runs the command */
         const char *user_name;       /* a user given by name ("name[:group]"), resolved in the rootfs by the
                                       * supervisor through the annotation org.berth.user; NULL when numeric */
+        /* Set by oci_spec_build on success (the caller releases them):
+         * mounts_out, the container's Mounts as inspect shows them;
+         * volumes_out, the volumes to create or reference before the
+         * container exists: [{Name, Anonymous, Labels, Options,
+         * Destination, Copy}] (Copy: Docker's copy-up of the image's
+         * content into an empty volume). */
+        json_t *mounts_out;
+        json_t *volumes_out;
 };
 
 /* The command: the create's Entrypoint (or the image's) and Cmd (or the

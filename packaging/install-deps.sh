@@ -9,7 +9,7 @@ BUILD="build-essential meson ninja-build pkg-config
        libnng-dev libprotobuf-c-dev protobuf-c-compiler
        libcurl4-openssl-dev libzstd-dev zlib1g-dev
        libnl-3-dev libnl-route-3-dev libarchive-dev libssl-dev
-       libmicrohttpd-dev libnftables-dev"
+       libmicrohttpd-dev libnftables-dev libgnutls28-dev"
 TEST="python3 python3-pytest busybox-static runc hyperfine
       iproute2 procps util-linux time
       containerd docker.io podman conmon iptables

@@ -136,6 +136,7 @@ static void h_version(struct rpc_call *call, const ProtobufCMessage *request, vo
         r.pid = (uint32_t) getpid();
         r.root = s->root;
         r.exec_root = s->exec_root;
+        r.snapshotter = (char *) snapshot_mode_string(snapshot_overlay_mode(s->sn));
         rpc_call_reply(call, &r.base);
 }
 

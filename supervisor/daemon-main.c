@@ -460,6 +460,14 @@ int main(int argc, char **argv)
                 goto out;
         }
         o.exec_root = s.exec_root;
+        /* the shims' sockets live at <exec root>/shims/<id>/attach.sock,
+         * which must fit in sun_path: tasks.CreateTask refuses an id too
+         * long for it; warn now when the engine's ids (64 characters) are */
+        if (strlen(s.exec_root) + strlen("/shims/") + 64 + strlen("/attach.sock") > SUN_PATH_MAX)
+                log_warn("exec root \"%s\" is long (%zu bytes): the shims' sockets under it "
+                         "(<exec root>/shims/<id>/attach.sock) must fit in %d bytes, which the engine's "
+                         "64-character container ids do not; choose a shorter exec root",
+                         s.exec_root, strlen(s.exec_root), SUN_PATH_MAX);
         if ((o.address ? !(address = strdup(o.address)) : asprintf(&address, "ipc://%s/supervisor.sock", s.exec_root) < 0) ||
             (o.events_address ? !(events_address = strdup(o.events_address))
                               : asprintf(&events_address, "ipc://%s/supervisor-events.sock", s.exec_root) < 0) ||

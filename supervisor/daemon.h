@@ -33,6 +33,9 @@
 #include "snapshot-overlay.h"
 #include "supervisor.pb-c.h"
 
+/* The longest path a unix socket can have (sun_path, less its NUL). */
+#define SUN_PATH_MAX 107
+
 struct supervisor_events;
 struct supervisor_pulls;
 struct supervisor_tasks;

@@ -469,8 +469,10 @@ static int set_add(struct digest_set *s, const char *d)
         return 1;
 }
 
+/* Adds digest and what it reaches to s; with configs, the config of every
+ * image manifest in the store goes there too. */
 static int walk(struct content_store *cs, const char *digest, const char *media_type, int depth,
-                struct digest_set *s, struct berr *e)
+                struct digest_set *s, struct digest_set *configs, struct berr *e)
 {
         struct image_manifest m = { 0 };
         int r = set_add(s, digest);
@@ -485,9 +487,11 @@ static int walk(struct content_store *cs, const char *digest, const char *media_
                 return r;
         if (m.kind == IMAGE_MANIFEST_INDEX) {
                 for (size_t i = 0; r >= 0 && i < m.n_manifests; i++)
-                        r = walk(cs, m.manifests[i].digest, m.manifests[i].media_type, depth + 1, s, e);
+                        r = walk(cs, m.manifests[i].digest, m.manifests[i].media_type, depth + 1, s, configs, e);
         } else {
                 r = set_add(s, m.config.digest);
+                if (r >= 0 && configs && present(cs, m.config.digest))
+                        r = set_add(configs, m.config.digest);
                 for (size_t i = 0; r >= 0 && i < m.n_layers; i++)
                         r = set_add(s, m.layers[i].digest);
                 if (r < 0)
@@ -502,7 +506,8 @@ static int str_cmp(const void *a, const void *b)
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-static int reachable_locked(struct image_store *is, struct meta *m, struct digest_set *s, struct berr *e)
+static int reachable_locked(struct image_store *is, struct meta *m, struct digest_set *s,
+                            struct digest_set *configs, struct berr *e)
 {
         const char *k;
         json_t *v;
@@ -510,7 +515,7 @@ static int reachable_locked(struct image_store *is, struct meta *m, struct diges
                 struct image_record rec = { 0 };
                 int r = entry_record(k, v, &rec, e);
                 if (r == 0)
-                        r = walk(is->cs, rec.digest, rec.media_type, 0, s, e);
+                        r = walk(is->cs, rec.digest, rec.media_type, 0, s, configs, e);
                 if (r < 0) {
                         berr_prefix(e, "image \"%s\"", k);
                         image_record_done(&rec);
@@ -539,10 +544,30 @@ int image_store_reachable(struct image_store *is, char ***ret, struct berr *e)
         int r = meta_load(is, &m, e);
         if (r < 0)
                 return r;
-        r = reachable_locked(is, &m, &s, e);
+        r = reachable_locked(is, &m, &s, NULL, e);
         meta_done(&m);
         char **v = r < 0 ? NULL : set_take(&s);
         strv_free(s.v);
+        if (r < 0)
+                return r;
+        if (!v)
+                return berr_set(e, ENOMEM, "gc");
+        *ret = v;
+        return 0;
+}
+
+int image_store_configs(struct image_store *is, char ***ret, struct berr *e)
+{
+        struct digest_set s = { 0 }, configs = { 0 };
+        struct meta m;
+        int r = meta_load(is, &m, e);
+        if (r < 0)
+                return r;
+        r = reachable_locked(is, &m, &s, &configs, e);
+        meta_done(&m);
+        strv_free(s.v);
+        char **v = r < 0 ? NULL : set_take(&configs);
+        strv_free(configs.v);
         if (r < 0)
                 return r;
         if (!v)
@@ -574,7 +599,7 @@ int image_store_gc(struct image_store *is, char ***ret_removed, struct berr *e)
         int r = meta_load(is, &m, e);
         if (r < 0)
                 return r;
-        r = reachable_locked(is, &m, &keep, e);
+        r = reachable_locked(is, &m, &keep, NULL, e);
         if (r == 0)
                 r = content_list(is->cs, &blobs, &n, e);
         for (size_t i = 0; r == 0 && i < n; i++) {

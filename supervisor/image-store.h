@@ -70,6 +70,9 @@ int image_store_inspect(struct image_store *is, const char *name, const struct i
  * (free with strv_free). Blobs that are not in the store are listed (when a
  * descriptor names them) but not followed. */
 int image_store_reachable(struct image_store *is, char ***ret, struct berr *e);
+/* The digests of the image configs in the store that an image reaches
+ * (every platform of an index), NULL-terminated (free with strv_free). */
+int image_store_configs(struct image_store *is, char ***ret, struct berr *e);
 /* Deletes every blob not reachable from an image, except a blob whose
  * ingest is being written (its writer holds the ingest's lock); ingests are
  * not touched. ret_removed (sorted, NULL-terminated, may be NULL) gets the

@@ -345,35 +345,6 @@ static int resolve_dir(struct applier *ap, const char *dir, bool create)
         return fd;
 }
 
-static int rm_rf_at(int dfd, const char *name)
-{
-        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
-        struct dirent *de;
-        int r = 0;
-        while (r == 0 && (errno = 0, de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                struct stat st;
-                if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        r = -errno;
-                else if (S_ISDIR(st.st_mode))
-                        r = rm_rf_at(fd, de->d_name);
-                else if (unlinkat(fd, de->d_name, 0) < 0)
-                        r = -errno;
-        }
-        closedir(d);
-        if (r < 0)
-                return r;
-        return unlinkat(dfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
-}
-
 /* Makes room for name in pfd: 1 when an existing directory is kept
  * (keep_dir), 0 when nothing is there any more. */
 static int clear_entry(int pfd, const char *name, bool keep_dir)
@@ -384,7 +355,7 @@ static int clear_entry(int pfd, const char *name, bool keep_dir)
         if (S_ISDIR(st.st_mode)) {
                 if (keep_dir)
                         return 1;
-                return rm_rf_at(pfd, name);
+                return fs_rm_rf_at(pfd, name);
         }
         return unlinkat(pfd, name, 0) < 0 ? -errno : 0;
 }

@@ -230,7 +230,7 @@ static int meta_save(struct snapshot_overlay *sn, struct snapshot_meta *m, struc
  * user namespace without trusted.* xattrs). */
 static int probe_overlay(struct snapshot_overlay *sn)
 {
-        _cleanup_free_ char *tmp = NULL, *opts = NULL;
+        _cleanup_free_ char *tmp = NULL, *opts = NULL, *opq = NULL;
         if (asprintf(&tmp, "%s/.probe-XXXXXX", sn->snapshots) < 0)
                 return -ENOMEM;
         if (!mkdtemp(tmp))
@@ -254,7 +254,6 @@ static int probe_overlay(struct snapshot_overlay *sn)
         if (mknodat(fd, "u/wh", S_IFCHR | 0, makedev(0, 0)) < 0)
                 goto out;
         step = "opaque xattr";
-        _cleanup_free_ char *opq = NULL;
         if (asprintf(&opq, "%s/u/opq", tmp) < 0 || setxattr(opq, "trusted.overlay.opaque", "y", 1, 0) < 0)
                 goto out;
         step = "mount";

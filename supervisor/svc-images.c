@@ -901,10 +901,88 @@ static void run_tag_image(struct rpc_call *call, const ProtobufCMessage *request
                 rpc_call_reply(call, &resp.base);
 }
 
+static bool strv_has(char **v, const char *s)
+{
+        for (; v && *v; v++)
+                if (strcmp(*v, s) == 0)
+                        return true;
+        return false;
+}
+
+/* Removes the committed snapshots that nothing needs any more: an image
+ * keeps the layer chain of every config it reaches that is in the store,
+ * a container's active snapshot (or a view) keeps its parents. Children
+ * go before their parents. Call with gc_lock held for writing (no pull is
+ * unpacking meanwhile). */
+static int snapshot_gc(struct supervisor *s, struct berr *e)
+{
+        _cleanup_strv_free_ char **configs = NULL;
+        struct snapshot_info *v = NULL;
+        size_t n = 0;
+        int r = image_store_configs(s->is, &configs, e);
+        if (r < 0)
+                return r;
+        r = snapshot_overlay_list(s->sn, &v, &n, e);
+        if (r < 0)
+                return r;
+        bool *keep = calloc(n + 1, sizeof(bool)), *gone = calloc(n + 1, sizeof(bool));
+        if (!keep || !gone)
+                r = berr_set(e, ENOMEM, "snapshot gc");
+        for (size_t i = 0; r >= 0 && configs[i]; i++) {
+                _cleanup_strv_free_ char **chain = NULL;
+                struct berr ce = { 0 };
+                if (config_chain_ids(s, configs[i], &chain, &ce) < 0)
+                        continue; /* not an image config after all: nothing to keep for it */
+                for (size_t j = 0; j < n; j++)
+                        keep[j] = keep[j] || strv_has(chain, v[j].key);
+        }
+        /* what an active snapshot or a view stands on, up its parents */
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                if (v[i].kind == SNAPSHOT_COMMITTED)
+                        continue;
+                keep[i] = true;
+                const char *p = v[i].parent;
+                for (size_t hops = 0; p && hops < n; hops++) {
+                        size_t j = 0;
+                        while (j < n && strcmp(v[j].key, p) != 0)
+                                j++;
+                        if (j == n)
+                                break;
+                        keep[j] = true;
+                        p = v[j].parent;
+                }
+        }
+        /* leaves first: a snapshot goes once no remaining one names it as parent */
+        for (bool progress = true; r >= 0 && progress;) {
+                progress = false;
+                for (size_t i = 0; r >= 0 && i < n; i++) {
+                        if (keep[i] || gone[i])
+                                continue;
+                        bool parent = false;
+                        for (size_t j = 0; j < n && !parent; j++)
+                                parent = !gone[j] && v[j].parent && strcmp(v[j].parent, v[i].key) == 0;
+                        if (parent)
+                                continue;
+                        r = snapshot_overlay_remove(s->sn, v[i].key, e);
+                        if (r == -ENOENT)
+                                r = 0;
+                        gone[i] = progress = true;
+                        if (r >= 0)
+                                log_debug("supervisor: gc: snapshot \"%s\" removed", v[i].key);
+                }
+        }
+        free(keep);
+        free(gone);
+        snapshot_infos_free(v, n);
+        return r;
+}
+
 static int gc_locked(struct supervisor *s, char ***ret_removed, struct berr *e)
 {
         pthread_rwlock_wrlock(&s->gc_lock);
         int r = image_store_gc(s->is, ret_removed, e);
+        if (r >= 0)
+                r = snapshot_gc(s, e);
         pthread_rwlock_unlock(&s->gc_lock);
         return r;
 }
@@ -1169,6 +1247,38 @@ static void run_remove_snapshot(struct rpc_call *call, const ProtobufCMessage *r
         rpc_call_reply(call, &resp.base);
 }
 
+/* The mounts of a snapshot (the engine mounts a stopped container's rootfs
+ * with them for cp, export and diff) and its parent. */
+static void run_mounts(struct rpc_call *call, const ProtobufCMessage *request, void *userdata)
+{
+        const Berth__Supervisor__MountsRequest *req = (const void *) request;
+        struct supervisor *s = userdata;
+        struct snapshot_mount m = { 0 };
+        struct snapshot_info info = { 0 };
+        struct berr e = { 0 };
+        int r = *req->key ? snapshot_overlay_stat(s->sn, req->key, &info, &e)
+                          : berr_setx(&e, EINVAL, "a snapshot key is needed");
+        if (r >= 0)
+                r = snapshot_overlay_mounts(s->sn, req->key, &m, &e);
+        if (r < 0) {
+                snapshot_info_done(&info);
+                supervisor_fail(call, r, &e);
+                return;
+        }
+        Berth__Supervisor__Mount pm = BERTH__SUPERVISOR__MOUNT__INIT;
+        pm.type = m.type;
+        pm.source = m.source ? m.source : (char *) "";
+        pm.options = m.options ? m.options : (char *) "";
+        Berth__Supervisor__Mount *pms[] = { &pm };
+        Berth__Supervisor__MountsResponse resp = BERTH__SUPERVISOR__MOUNTS_RESPONSE__INIT;
+        resp.mounts = pms;
+        resp.n_mounts = 1;
+        resp.parent = info.parent ? info.parent : (char *) "";
+        rpc_call_reply(call, &resp.base);
+        snapshot_mount_done(&m);
+        snapshot_info_done(&info);
+}
+
 /* ---------------------------------------------------------------- the table */
 
 /* Each method's nng-thread handler only hands the call to a thread: the
@@ -1192,6 +1302,7 @@ DEFERRED(delete_content)
 DEFERRED(gc)
 DEFERRED(list_snapshots)
 DEFERRED(remove_snapshot)
+DEFERRED(mounts)
 
 #define METHOD(name, lower, fn)                                                                                \
         {                                                                                                      \
@@ -1213,5 +1324,6 @@ const struct rpc_method supervisor_images_methods[] = {
         { "content.GC", &berth__supervisor__gcrequest__descriptor, &berth__supervisor__gcresponse__descriptor, h_gc },
         METHOD("snapshots.ListSnapshots", list_snapshots, h_list_snapshots),
         METHOD("snapshots.RemoveSnapshot", remove_snapshot, h_remove_snapshot),
+        METHOD("snapshots.Mounts", mounts, h_mounts),
 };
 const size_t supervisor_images_n_methods = ARRAY_SIZE(supervisor_images_methods);

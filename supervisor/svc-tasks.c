@@ -498,6 +498,8 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
         struct snapshot_mount mnt = { 0 };
         struct task *t = NULL;
         bool reserved = false;
+        /* before any goto: the cleanup runs at every exit */
+        _cleanup_strv_free_ char **log_opts = NULL;
 
         pthread_mutex_lock(&reg->ctr_lock);
         if (container_store_get(reg->cs, req->id, &rec, &e) < 0 ||
@@ -505,6 +507,14 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
                 if (!e.err)
                         berr_setx(&e, ENOENT, "container \"%s\" not found", req->id);
                 pthread_mutex_unlock(&reg->ctr_lock);
+                goto fail;
+        }
+        if (strlen(s->exec_root) + strlen("/shims/") + strlen(req->id) + strlen("/attach.sock") > SUN_PATH_MAX) {
+                pthread_mutex_unlock(&reg->ctr_lock);
+                berr_setx(&e, EINVAL,
+                          "task \"%s\": the shim's socket %s/shims/%s/attach.sock would be longer than the %d "
+                          "bytes a unix socket path may have: use a shorter --exec-root",
+                          req->id, s->exec_root, req->id, SUN_PATH_MAX);
                 goto fail;
         }
         t = calloc(1, sizeof(*t));
@@ -556,7 +566,6 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
                 berr_prefix(&e, "task \"%s\": bundle", req->id);
                 goto fail;
         }
-        _cleanup_strv_free_ char **log_opts = NULL;
         json_get_strv(rec, "container", "log_opts", &log_opts, NULL);
         struct task_shim_args a = {
                 .id = t->id,

@@ -14,14 +14,19 @@
 #include "json-util.h"
 #include "log.h"
 
-/* Whether path is a mount point (another device than its parent, or the
- * same device mounted again: overlay's st_dev differs from the host's). */
+/* Whether path is a mount point: another mount than its parent's. The
+ * mount id, not st_dev: the copy snapshotter's bind mount of a directory
+ * on the bundle's own filesystem has the same st_dev, and taking it for a
+ * plain directory would rm -rf the snapshot through it. */
 static bool is_mountpoint(const char *path, const char *parent)
 {
-        struct stat a, b;
-        if (lstat(path, &a) < 0 || stat(parent, &b) < 0)
+        struct statx a, b;
+        if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &a) < 0 ||
+            statx(AT_FDCWD, parent, 0, STATX_MNT_ID, &b) < 0)
                 return false;
-        return a.st_dev != b.st_dev;
+        if ((a.stx_mask & STATX_MNT_ID) && (b.stx_mask & STATX_MNT_ID))
+                return a.stx_mnt_id != b.stx_mnt_id;
+        return a.stx_dev_major != b.stx_dev_major || a.stx_dev_minor != b.stx_dev_minor;
 }
 
 static int mount_rootfs(const char *rootfs, const struct snapshot_mount *m, struct berr *e)

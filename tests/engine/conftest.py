@@ -77,17 +77,19 @@ class Stack:
         self.config.mkdir(parents=True, exist_ok=True)
         self.sup = self.eng = None
 
-    def _spawn(self, args, log):
-        return subprocess.Popen(args, stdout=open(self.base / log, "ab"), stderr=subprocess.STDOUT)
+    def _spawn(self, args, log, **popen):
+        return subprocess.Popen(args, stdout=open(self.base / log, "ab"), stderr=subprocess.STDOUT, **popen)
 
     def start_supervisor(self):
         self.sup = self._spawn([self.sup_bin, "--root", str(self.root), "--exec-root", str(self.run),
                                 "--shim", self.shim_bin, "--runtime", self.ocirun], "supervisor.log")
         self._wait(lambda: (self.run / "supervisor.sock").exists(), self.sup, "supervisor")
 
-    def start_engine(self):
+    def start_engine(self, extra_args=(), **popen):
+        """extra_args: more engine options (more -H, TLS); popen: more
+        subprocess.Popen arguments (pass_fds, preexec_fn)."""
         self.eng = self._spawn([self.eng_bin, "--data-root", str(self.root), "--exec-root", str(self.run),
-                                "-H", self.host, "--log-level", "debug"], "engine.log")
+                                "-H", self.host, "--log-level", "debug", *extra_args], "engine.log", **popen)
         self._wait(self._engine_up, self.eng, "engine")
 
     def _engine_up(self):

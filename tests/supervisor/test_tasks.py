@@ -9,15 +9,17 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import TIMEOUT
+from conftest import TIMEOUT, Supervisor, _teardown_tasks
 
 
 def uid(prefix="t"):
@@ -392,3 +394,28 @@ def test_clean_restart_keeps_tasks(task_supervisor, busybox):
     assert sv.ctr("tasks", "wait", cid, check=None).returncode == 3
     sv.ctr("tasks", "rm", cid)
     sv.ctr("containers", "rm", cid)
+
+
+def test_long_exec_root(supervisor_bin, ctr_bin, task_runtime, task_image):
+    """The shims' unix sockets live under the exec root: a root too long for
+    the engine's 64-character ids is warned of at start, and a task whose
+    socket would not fit is refused with the reason, nothing left behind."""
+    base = tempfile.mkdtemp(prefix="bsl-", dir="/tmp")
+    os.makedirs(os.path.join(base, "r" * 24))
+    sv = Supervisor(supervisor_bin, ctr_bin, os.path.join(base, "r" * 24), extra=["--runtime", task_runtime])
+    sv.start()
+    try:
+        assert "is long" in sv.log_text() and "64-character" in sv.log_text()
+        sv.ctr("images", "pull", task_image, timeout=120)
+        long_id = "x" * 64
+        p = sv.ctr("run", "--rm", task_image, long_id, "true", check=False)
+        assert "longer than the 107 bytes" in p.stderr, p.stderr
+        assert long_id not in sv.ctr("containers", "ls").stdout, sv.log_text()[-3000:]
+        assert not (sv.exec_root / "shims" / long_id).exists()
+        assert sv.ctr("run", "--rm", task_image, "short", "echo", "fits").stdout == "fits\n"
+        assert sv.stop() == 0
+        sv.check_sanitizers()
+    finally:
+        _teardown_tasks(sv)
+        subprocess.run(["umount", "-R", "-q", str(sv.root)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
