@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -459,6 +460,23 @@ bad:
         return -EINVAL;
 }
 
+
+/* The berth group's id from /etc/group, as dockerd finds its docker group
+ * (files only: no NSS module gets loaded into the daemon for it). */
+static bool berth_group(gid_t *ret)
+{
+        FILE *f = fopen("/etc/group", "re");
+        bool found = false;
+        struct group *g;
+        while (f && !found && (g = fgetgrent(f)))
+                if (strcmp(g->gr_name, "berth") == 0) {
+                        *ret = g->gr_gid;
+                        found = true;
+                }
+        if (f)
+                fclose(f);
+        return found;
+}
 static int listen_unix(const char *path)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -501,8 +519,8 @@ static int listen_unix(const char *path)
                 close(fd);
                 return -err;
         }
-        struct group *g = getgrnam("berth");
-        if (g && chown(path, 0, g->gr_gid) < 0)
+        gid_t gid;
+        if (berth_group(&gid) && chown(path, 0, gid) < 0)
                 log_warn("engine: giving %s to group berth: %s", path, strerror(errno));
         if (chmod(path, 0660) < 0)
                 log_warn("engine: chmod %s: %s", path, strerror(errno));
@@ -631,6 +649,9 @@ int main(int argc, char **argv)
         enum log_level level = LOG_LEVEL_INFO;
         int c;
 
+        /* One malloc arena, as the supervisor: a thread per connection would
+         * otherwise leave an arena of its own resident after each request. */
+        mallopt(M_ARENA_MAX, 1);
         log_setup("berth-engine", LOG_LEVEL_INFO);
         while ((c = getopt_long(argc, argv, "H:hv", opts, NULL)) != -1) {
                 switch (c) {

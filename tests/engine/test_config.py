@@ -1,7 +1,10 @@
 """berth-engine's configuration file (docs/configuration.md): keys the
 engine reads, options over keys, clear errors."""
 
+import grp
 import json
+import os
+import stat
 import subprocess
 import time
 
@@ -72,3 +75,25 @@ def test_keys_and_runtimes(stack, tmp_path):
         assert bad.returncode != 0 and "Unknown runtime specified nosuch" in bad.stderr
     finally:
         assert _stop(p) == 0
+
+
+def test_socket_mode_and_group(stack, tmp_path):
+    """The unix socket is 0660 and belongs to the berth group when
+    /etc/group has one, as dockerd's belongs to docker."""
+    added = False
+    try:
+        grp.getgrnam("berth")
+    except KeyError:
+        subprocess.run(["groupadd", "--system", "berth"], check=True)
+        added = True
+    try:
+        p, host = _engine(stack, tmp_path, {"data-root": str(tmp_path / "root")})
+        try:
+            st = os.stat(host[len("unix://"):])
+            assert stat.S_IMODE(st.st_mode) == 0o660
+            assert st.st_gid == grp.getgrnam("berth").gr_gid
+        finally:
+            assert _stop(p) == 0
+    finally:
+        if added:
+            subprocess.run(["groupdel", "berth"], check=True)
