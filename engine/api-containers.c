@@ -1480,7 +1480,7 @@ static void add_sizes(struct engine *en, json_t *e, const char *id)
         json_object_set_new(e, "SizeRootFs", json_integer(rootfs));
 }
 
-static void add_sizes_list(struct engine *en, json_t *out)
+void engine_containers_add_sizes(struct engine *en, json_t *out)
 {
         size_t i;
         json_t *e;
@@ -1515,22 +1515,7 @@ static enum MHD_Result containers_list(struct http_request *r)
                     !filter_any(filters, "status", f_status, c) || !label_filter_all(filters, c) ||
                     !filter_any(filters, "exited", f_exited, c) || !filter_any(filters, "ancestor", f_ancestor, c))
                         continue;
-                char status[128];
-                status_text(c, status, sizeof(status));
-                json_t *cfg = json_object_get(c->doc, "Config");
-                json_t *e = json_pack("{s:s, s:[s], s:s, s:s, s:o, s:I, s:o, s:o, s:s, s:s, s:{s:s}, s:{s:{}}, s:[]}",
-                                      "Id", c->id, "Names", ctr_name(c), "Image",
-                                      json_string_value(json_object_get(cfg, "Image")) ?: "", "ImageID",
-                                      json_string_value(json_object_get(c->doc, "Image")) ?: "", "Command",
-                                      command_text(c), "Created",
-                                      (json_int_t) unix_of(json_string_value(json_object_get(c->doc, "Created"))),
-                                      "Ports", net_ports_summary(c), "Labels", json_ref_or(json_object_get(cfg, "Labels"), json_object()), "State", s,
-                                      "Status", status, "HostConfig", "NetworkMode",
-                                      json_string_value(json_object_get(json_object_get(c->doc, "HostConfig"),
-                                                                        "NetworkMode")) ?: "default",
-                                      "NetworkSettings", "Networks", "Mounts");
-                json_object_set_new(e, "Mounts", json_ref_or(json_object_get(c->doc, "Mounts"), json_array()));
-                json_array_append_new(out, e);
+                json_array_append_new(out, engine_container_summary_locked(c));
         }
         pthread_mutex_unlock(&en->ctrs.lock);
         json_decref(filters);
@@ -1539,8 +1524,29 @@ static enum MHD_Result containers_list(struct http_request *r)
                 while ((long long) json_array_size(out) > limit)
                         json_array_remove(out, json_array_size(out) - 1);
         if (http_query_bool(r, "size", false))
-                add_sizes_list(en, out);
+                engine_containers_add_sizes(en, out);
         return http_reply_json(r, 200, out);
+}
+
+json_t *engine_container_summary_locked(struct ctr *c)
+{
+        const char *s = ctr_status(c);
+        char status[128];
+        status_text(c, status, sizeof(status));
+        json_t *cfg = json_object_get(c->doc, "Config");
+        json_t *e = json_pack("{s:s, s:[s], s:s, s:s, s:o, s:I, s:o, s:o, s:s, s:s, s:{s:s}, s:{s:{}}, s:[]}",
+                              "Id", c->id, "Names", ctr_name(c), "Image",
+                              json_string_value(json_object_get(cfg, "Image")) ?: "", "ImageID",
+                              json_string_value(json_object_get(c->doc, "Image")) ?: "", "Command",
+                              command_text(c), "Created",
+                              (json_int_t) unix_of(json_string_value(json_object_get(c->doc, "Created"))),
+                              "Ports", net_ports_summary(c), "Labels", json_ref_or(json_object_get(cfg, "Labels"), json_object()), "State", s,
+                              "Status", status, "HostConfig", "NetworkMode",
+                              json_string_value(json_object_get(json_object_get(c->doc, "HostConfig"),
+                                                                "NetworkMode")) ?: "default",
+                              "NetworkSettings", "Networks", "Mounts");
+        json_object_set_new(e, "Mounts", json_ref_or(json_object_get(c->doc, "Mounts"), json_array()));
+        return e;
 }
 
 static enum MHD_Result container_inspect(struct http_request *r)

@@ -196,26 +196,43 @@ static json_t *labels_json(Image *im)
         return o;
 }
 
-static enum MHD_Result images_list(struct http_request *r)
+/* The digests of the blobs that make up an image's Size: the target, the
+ * platform's manifest, its config and its layers. */
+static json_t *blob_digests(Berth__Supervisor__GetImageResponse *g)
 {
-        struct rpc_status st;
-        Berth__Supervisor__ListImagesResponse *l = NULL;
-        if (list_images(r->engine, &l, &st) < 0)
-                return engine_reply_rpc_error(r, &st);
-
-        json_error_t jerr;
-        json_t *filters = NULL;
-        const char *fs = http_query(r, "filters");
-        if (fs && *fs && !(filters = json_loads(fs, 0, &jerr))) {
-                protobuf_c_message_free_unpacked(&l->base, NULL);
-                return http_reply_error(r, 400, "invalid filters: %s", jerr.text);
+        json_t *insp = json_loadb((const char *) g->inspect_json.data, g->inspect_json.len, 0, NULL);
+        json_t *out = json_array(), *v;
+        json_array_append(out, json_object_get(json_object_get(insp, "target"), "digest"));
+        json_array_append(out, json_object_get(insp, "manifest"));
+        json_array_append(out, json_object_get(insp, "config"));
+        size_t i;
+        json_array_foreach(json_object_get(insp, "layers"), i, v) json_array_append(out, v);
+        json_decref(insp);
+        /* once each: the manifest is the target of a single-platform image */
+        for (i = json_array_size(out); i-- > 0;) {
+                const char *d = json_string_value(json_array_get(out, i));
+                bool dup = false;
+                for (size_t k = 0; d && k < i && !dup; k++)
+                        dup = !strcmp(d, json_string_value(json_array_get(out, k)) ?: "");
+                if (!d || dup)
+                        json_array_remove(out, i);
         }
+        return out;
+}
+
+int engine_images_summary(struct engine *en, json_t *filters, json_t **ret, json_t **ret_blobs,
+                          struct rpc_status *st)
+{
+        Berth__Supervisor__ListImagesResponse *l = NULL;
+        if (list_images(en, &l, st) < 0)
+                return -EIO;
+
         json_t *ref_filter = json_object_get(filters, "reference");
         json_t *label_filter = json_object_get(filters, "label");
         bool dangling_only = json_is_true(json_object_get(json_object_get(filters, "dangling"), "true"));
 
         /* one entry per image id (config digest), with all its names */
-        json_t *out = json_array(), *by_id = json_object();
+        json_t *out = json_array(), *by_id = json_object(), *blobs = ret_blobs ? json_object() : NULL;
         for (size_t i = 0; i < l->n_images && !dangling_only; i++) {
                 Image *im = l->images[i];
                 const char *id = im->config_digest && *im->config_digest ? im->config_digest : im->target->digest;
@@ -271,11 +288,13 @@ static enum MHD_Result images_list(struct http_request *r)
                         long long created = 0;
                         Berth__Supervisor__GetImageResponse *g = NULL;
                         struct rpc_status gst;
-                        if (get_image(r->engine, im->name, &g, &gst) == 0) {
+                        if (get_image(en, im->name, &g, &gst) == 0) {
                                 json_t *cfg = json_loadb((const char *) g->config_json.data, g->config_json.len,
                                                          0, NULL);
                                 created = unix_time(json_string_value(json_object_get(cfg, "created")));
                                 json_decref(cfg);
+                                if (blobs)
+                                        json_object_set_new(blobs, id, blob_digests(g));
                                 protobuf_c_message_free_unpacked(&g->base, NULL);
                         }
                         e = json_pack("{s:s, s:s, s:[], s:[], s:I, s:I, s:I, s:i, s:o, s:i}", "Id", id,
@@ -289,8 +308,26 @@ static enum MHD_Result images_list(struct http_request *r)
                 json_array_append_new(json_object_get(e, "RepoDigests"), repo_digest(im->name, im->target->digest));
         }
         json_decref(by_id);
-        json_decref(filters);
         protobuf_c_message_free_unpacked(&l->base, NULL);
+        *ret = out;
+        if (ret_blobs)
+                *ret_blobs = blobs;
+        return 0;
+}
+
+static enum MHD_Result images_list(struct http_request *r)
+{
+        json_error_t jerr;
+        json_t *filters = NULL;
+        const char *fs = http_query(r, "filters");
+        if (fs && *fs && !(filters = json_loads(fs, 0, &jerr)))
+                return http_reply_error(r, 400, "invalid filters: %s", jerr.text);
+        struct rpc_status st;
+        json_t *out = NULL;
+        int k = engine_images_summary(r->engine, filters, &out, NULL, &st);
+        json_decref(filters);
+        if (k < 0)
+                return engine_reply_rpc_error(r, &st);
         return http_reply_json(r, 200, out);
 }
 

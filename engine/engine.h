@@ -85,6 +85,10 @@ extern const struct http_route engine_archive_routes[];
 extern const size_t engine_archive_n_routes;
 extern const struct http_route engine_volume_routes[];
 extern const size_t engine_volume_n_routes;
+extern const struct http_route engine_auth_routes[];
+extern const size_t engine_auth_n_routes;
+extern const struct http_route engine_df_routes[];
+extern const size_t engine_df_n_routes;
 
 /* api-containers.c: load the containers and reconcile them with the
  * supervisor's tasks (exits during the engine's downtime are recorded;
@@ -94,6 +98,12 @@ int engine_containers_init(struct engine *en);
 void engine_containers_stop_all(struct engine *en);
 /* Watches a started task until it exits (a thread of its own). */
 void engine_watch_task(struct engine *en, struct ctr *c);
+/* The entry of GET /containers/json for c (ContainerSummary, without the
+ * sizes). Call with en->ctrs.lock held. */
+json_t *engine_container_summary_locked(struct ctr *c);
+/* Adds SizeRw and SizeRootFs (engine_container_sizes) to each entry of
+ * out, an array of those summaries. Call without en->ctrs.lock. */
+void engine_containers_add_sizes(struct engine *en, json_t *out);
 /* Resolves a container reference; answers 404 (or 400 when ambiguous)
  * itself when there is none. Call with en->ctrs.lock held. */
 struct ctr *engine_find_ctr_locked(struct engine *en, struct http_request *r, const char *ref);
@@ -137,6 +147,14 @@ void engine_exec_free(struct engine *en);
 int engine_attach_splice(struct engine *en, const char *id, const char *exec_id, int client_fd, const char *extra,
                          size_t extra_len, bool want_stdin, bool want_stdout, bool want_stderr,
                          void (*ready)(void *ud), void *ud);
+
+/* api-images.c: the entries of GET /images/json (ImageSummary, one per
+ * image id with all its names) that filters (its query's JSON, may be
+ * NULL) let through. *ret_blobs (ret_blobs may be NULL) gets {image id:
+ * [the digests of the blobs its Size counts: target, manifest, config,
+ * layers]}. Returns 0 or -EIO with st set. */
+int engine_images_summary(struct engine *en, json_t *filters, json_t **ret, json_t **ret_blobs,
+                          struct rpc_status *st);
 
 /* Image names as Docker users see them: "docker.io/library/busybox:latest"
  * → "busybox:latest", "docker.io/ns/r:t" → "ns/r:t", others unchanged. */

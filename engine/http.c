@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1059,12 +1061,32 @@ static void hijack_free(struct hijack *h)
         free(h);
 }
 
+/* Waits (up to 200 ms) until the client has read everything sent so far:
+ * the 101 reply's headers. A client that reads them through a buffered
+ * reader and then the stream from the raw socket (docker-py does) would
+ * lose stream bytes that arrived together with the headers: writing only
+ * once they are read keeps them apart. SIOCOUTQ counts what the peer has
+ * not read yet on a unix socket; elsewhere it may not, and the wait ends
+ * at once or at the deadline. */
+static void wait_headers_read(int fd)
+{
+        for (int i = 0; i < 200; i++) {
+                int queued = 0;
+                if (ioctl(fd, SIOCOUTQ, &queued) < 0 || queued == 0)
+                        return;
+                struct pollfd p = { fd, POLLRDHUP, 0 };
+                if (poll(&p, 1, 1) > 0)
+                        return; /* the client went away: nothing to protect */
+        }
+}
+
 static void *hijack_thread(void *arg)
 {
         struct hijack *h = arg;
         int fl = fcntl(h->fd, F_GETFL);
         if (fl >= 0)
                 (void) fcntl(h->fd, F_SETFL, fl & ~O_NONBLOCK);
+        wait_headers_read(h->fd);
         h->fn(h->fd, h->extra, h->extra_len, h->ud);
         /* the client sees the end now, not when libmicrohttpd's
          * connection thread next looks at the closed handle */

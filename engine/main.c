@@ -881,6 +881,8 @@ int main(int argc, char **argv)
                 { engine_stats_routes, engine_stats_n_routes },
                 { engine_network_routes, engine_network_n_routes },
                 { engine_volume_routes, engine_volume_n_routes },
+                { engine_auth_routes, engine_auth_n_routes },
+                { engine_df_routes, engine_df_n_routes },
         };
         for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++)
                 for (size_t j = 0; j < mods[i].n; j++) {

@@ -458,14 +458,49 @@ static uint64_t tree_size(int dirfd, dev_t dev)
         return sum;
 }
 
-static uint64_t volume_size(struct vol *v)
+static uint64_t path_size(const char *path)
 {
-        const char *path = mountpoint_of(v);
         struct stat st;
-        if (has_mount_options(v) || stat(path, &st) < 0)
+        if (stat(path, &st) < 0)
                 return 0;
         int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         return fd < 0 ? 0 : tree_size(fd, st.st_dev);
+}
+
+static uint64_t volume_size(struct vol *v)
+{
+        return has_mount_options(v) ? 0 : path_size(mountpoint_of(v));
+}
+
+static bool no_options(json_t *doc, size_t refs, void *ud)
+{
+        (void) refs;
+        (void) ud;
+        return json_object_size(json_object_get(doc, "Options")) == 0;
+}
+
+json_t *vol_list_usage(struct vol_store *vs)
+{
+        json_t *out = vol_list(vs, no_options, NULL);
+        size_t i;
+        json_t *doc;
+        /* the references under the lock, the sizes without it (a volume
+         * removed meanwhile counts what is left of it) */
+        pthread_mutex_lock(&vs->lock);
+        json_array_foreach(out, i, doc)
+        {
+                struct vol *v = find_locked(vs, json_string_value(json_object_get(doc, "Name")) ?: "");
+                json_object_set_new(doc, "UsageData", json_pack("{s:I, s:I}", "Size", (json_int_t) 0, "RefCount",
+                                                                (json_int_t) (v ? json_array_size(v->refs) : 0)));
+        }
+        pthread_mutex_unlock(&vs->lock);
+        json_array_foreach(out, i, doc)
+        {
+                const char *path = json_string_value(json_object_get(doc, "Mountpoint")) ?: "";
+                json_object_set_new(json_object_get(doc, "UsageData"), "Size",
+                                    json_integer((json_int_t) path_size(path)));
+        }
+        return out;
 }
 
 /* Unmounts, renames the directory away (the volume is gone from then on,

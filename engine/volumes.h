@@ -62,6 +62,13 @@ int vol_get(struct vol_store *vs, const char *name, json_t **ret_doc);
 typedef bool (*vol_keep_fn)(json_t *doc, size_t refs, void *ud);
 json_t *vol_list(struct vol_store *vs, vol_keep_fn keep, void *ud);
 
+/* The documents (vol_list) of the volumes without options, as GET
+ * /system/df gives them (dockerd leaves those with options out: their
+ * bytes are not the store's), with UsageData {Size, RefCount}: Size is
+ * the bytes of the files under _data (not crossing mounts), RefCount the
+ * containers that use it. */
+json_t *vol_list_usage(struct vol_store *vs);
+
 /* Removes name: -ENOENT ("get NAME: no such volume"; success with force),
  * -EBUSY when a container uses it ("remove NAME: volume is in use -
  * [ids]", also with force, as dockerd), other -errno. */

@@ -293,6 +293,48 @@ static int images_pull(struct ctr *c, int argc, char **argv)
         return 0;
 }
 
+/* login [--user USER:PASSWORD] REGISTRY: the supervisor checks the
+ * credentials with the registry (docker login's check); nothing is stored. */
+int ctr_cmd_login(struct ctr *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "user", required_argument, NULL, 'u' },
+                {},
+        };
+        Berth__Supervisor__CheckAuthRequest req = BERTH__SUPERVISOR__CHECK_AUTH_REQUEST__INIT;
+        _cleanup_free_ char *user = NULL;
+        ProtobufCMessage *rep = NULL;
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+                if (opt != 'u')
+                        return usage_error("login [--user USER:PASSWORD] REGISTRY");
+                free(user);
+                if (!(user = strdup(optarg)))
+                        return 1;
+                char *colon = strchr(user, ':');
+                if (colon)
+                        *colon = '\0';
+                req.username = user;
+                req.password = colon ? colon + 1 : (char *) "";
+        }
+        if (optind + 1 != argc)
+                return usage_error("login [--user USER:PASSWORD] REGISTRY");
+        req.registry = argv[optind];
+        int r = ctr_call(c, "images.CheckAuth", &req.base, &berth__supervisor__check_auth_response__descriptor,
+                         RPC_NO_TIMEOUT, &rep);
+        if (user)
+                explicit_bzero(user, strlen(user) + strlen(req.password) + 1);
+        if (r < 0)
+                return 1;
+        if (c->json)
+                ctr_print_json(rep);
+        else
+                printf("Login Succeeded\n");
+        protobuf_c_message_free_unpacked(rep, NULL);
+        return 0;
+}
+
 /* ---------------------------------------------------------------- images */
 
 static int images_ls(struct ctr *c, int argc, char **argv)

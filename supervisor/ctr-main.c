@@ -2,8 +2,8 @@
  *
  *   berth-ctr [--address URL] [--events-address URL] [--timeout SECONDS] [--json] COMMAND ...
  *
- * Commands: version, events [--topic PREFIX], images, content, snapshots
- * (ctr-images.c), run, containers, tasks (ctr-tasks.c). Errors are one line
+ * Commands: version, events [--topic PREFIX], images, content, snapshots,
+ * login (ctr-images.c), run, containers, tasks (ctr-tasks.c). Errors are one line
  * on stderr, "berth-ctr: <the daemon's message> [<CODE>]", exit status 1
  * (2 for usage). */
 #include <errno.h>
@@ -35,6 +35,7 @@ static void usage(FILE *f)
                    "  images import [--no-unpack] FILE | export [--format docker|oci] FILE NAME...\n"
                    "  content ls | info DIGEST | rm DIGEST... | gc\n"
                    "  snapshots ls [--usage] | rm KEY...\n"
+                   "  login [--user USER:PASSWORD] REGISTRY   (checks the credentials; nothing is stored)\n"
                    "  run, containers, tasks: see berth-ctr COMMAND --help\n"
                    "\n"
                    "--address defaults to " DEFAULT_ADDRESS ", --events-address to " DEFAULT_EVENTS_ADDRESS ".\n");
@@ -207,6 +208,7 @@ static const struct {
         { "images", ctr_cmd_images },
         { "content", ctr_cmd_content },
         { "snapshots", ctr_cmd_snapshots },
+        { "login", ctr_cmd_login },
         { "run", ctr_cmd_run },
         { "containers", ctr_cmd_containers },
         { "tasks", ctr_cmd_tasks },

@@ -39,6 +39,7 @@ int ctr_cmd_version(struct ctr *c, int argc, char **argv);
 int ctr_cmd_images(struct ctr *c, int argc, char **argv);     /* ctr-images.c: pull|ls|rm|tag|inspect|import|export */
 int ctr_cmd_content(struct ctr *c, int argc, char **argv);    /* ctr-images.c: ls|info|rm|gc */
 int ctr_cmd_snapshots(struct ctr *c, int argc, char **argv);  /* ctr-images.c: ls|rm */
+int ctr_cmd_login(struct ctr *c, int argc, char **argv);      /* ctr-images.c */
 int ctr_cmd_events(struct ctr *c, int argc, char **argv);     /* ctr-main.c */
 int ctr_cmd_run(struct ctr *c, int argc, char **argv);        /* ctr-tasks.c */
 int ctr_cmd_containers(struct ctr *c, int argc, char **argv); /* ctr-tasks.c: create|ls|info|rm */

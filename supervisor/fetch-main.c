@@ -12,7 +12,7 @@
  *   berth-fetch [--root DIR] [--platform P] images ls | inspect NAME | tag SRC DST | rm NAME
  *   berth-fetch [--root DIR] [--platform P] images export NAME... -o FILE [--format docker|oci]
  *   berth-fetch [--root DIR] [--platform P] images import FILE | unpack NAME
- *   berth-fetch [--root DIR] [--debug] worker pull|import|export --job-json FILE|-
+ *   berth-fetch [--root DIR] [--debug] worker pull|import|export|auth --job-json FILE|-
  *
  * worker is berth-supervisor's: the daemon links neither libcurl nor
  * libarchive and runs every pull, import and export as a berth-fetch
@@ -66,6 +66,7 @@
 #include "image-unpack.h"
 #include "json-util.h"
 #include "log.h"
+#include "registry-auth.h"
 #include "registry-client.h"
 #include "snapshot-overlay.h"
 
@@ -98,7 +99,7 @@ static void usage(FILE *f)
                    "       berth-fetch [--root DIR] [--platform P] images ls | inspect NAME | tag SRC DST | rm NAME\n"
                    "       berth-fetch [--root DIR] [--platform P] images export NAME... -o FILE [--format docker|oci]\n"
                    "       berth-fetch [--root DIR] [--platform P] [--allow-devices] images import FILE | unpack NAME\n"
-                   "       berth-fetch [--root DIR] worker pull|import|export --job-json FILE|-   (berth-supervisor's)\n"
+                   "       berth-fetch [--root DIR] worker pull|import|export|auth --job-json FILE|- (berth-supervisor's)\n"
                    "\n"
                    "--snapshotter auto|overlay|copy chooses the snapshotter (default auto: $BERTH_SNAPSHOTTER,\n"
                    "else the mode recorded in the root, else a probe of overlayfs).\n"
@@ -645,6 +646,25 @@ static void worker_resolved(void *ud, const char *config_digest, const char *con
                               l ? l : json_array()));
 }
 
+/* The job's "auth" object, if any: username, password, identitytoken and
+ * (when ret_rtoken) registrytoken, borrowed from the job. */
+static int job_credentials(const json_t *job, const char **ret_user, const char **ret_password,
+                           const char **ret_itoken, const char **ret_rtoken, struct berr *e)
+{
+        json_t *auth = NULL;
+        int r = json_get_object(job, "job", "auth", &auth, e);
+        if (r < 0 || !auth)
+                return r;
+        r = json_get_string(auth, "auth", "username", ret_user, e);
+        if (r >= 0)
+                r = json_get_string(auth, "auth", "password", ret_password, e);
+        if (r >= 0)
+                r = json_get_string(auth, "auth", "identitytoken", ret_itoken, e);
+        if (r >= 0 && ret_rtoken)
+                r = json_get_string(auth, "auth", "registrytoken", ret_rtoken, e);
+        return r;
+}
+
 /* A JSON array of strings as a NULL-terminated vector borrowing them. */
 static int worker_strv(const json_t *job, const char *key, const char ***ret, struct berr *e)
 {
@@ -686,7 +706,6 @@ static int worker_pull(struct opts *o, const json_t *job, struct berr *e)
         const char *refstr = NULL, *auth_config = NULL;
         const char *user = NULL, *password = NULL, *itoken = NULL, *rtoken = NULL;
         _cleanup_free_ const char **insecure = NULL, **mirrors = NULL;
-        json_t *auth = NULL;
         bool unpack = false;
         uint32_t parallel = 0;
         struct image_ref ref;
@@ -712,16 +731,7 @@ static int worker_pull(struct opts *o, const json_t *job, struct berr *e)
         if (r >= 0)
                 r = json_get_string(job, "job", "auth_config", &auth_config, e);
         if (r >= 0)
-                r = json_get_object(job, "job", "auth", &auth, e);
-        if (r >= 0 && auth) {
-                r = json_get_string(auth, "auth", "username", &user, e);
-                if (r >= 0)
-                        r = json_get_string(auth, "auth", "password", &password, e);
-                if (r >= 0)
-                        r = json_get_string(auth, "auth", "identitytoken", &itoken, e);
-                if (r >= 0)
-                        r = json_get_string(auth, "auth", "registrytoken", &rtoken, e);
-        }
+                r = job_credentials(job, &user, &password, &itoken, &rtoken, e);
         if (r >= 0)
                 r = worker_strv(job, "insecure", &insecure, e);
         if (r >= 0)
@@ -774,6 +784,42 @@ static int worker_pull(struct opts *o, const json_t *job, struct berr *e)
         image_pull_result_done(&res);
         snapshot_overlay_free(sn);
         content_store_free(cs);
+        return r;
+}
+
+/* {"registry", "auth": {"username", "password", "identitytoken"},
+ * "insecure": [...]} → {"event": "result"} when the registry takes the
+ * credentials (docker login). */
+static int worker_auth(const json_t *job, struct berr *e)
+{
+        const char *registry = NULL, *user = NULL, *password = NULL, *itoken = NULL;
+        _cleanup_free_ const char **insecure = NULL;
+        struct image_ref ref = { 0 };
+        struct registry_client *rc = NULL;
+
+        int r = json_get_string(job, "job", "registry", &registry, e);
+        if (r >= 0)
+                r = job_credentials(job, &user, &password, &itoken, NULL, e);
+        if (r >= 0)
+                r = worker_strv(job, "insecure", &insecure, e);
+        if (r < 0)
+                return r;
+
+        /* a reference without a repository: the client asks for /v2/ */
+        registry_auth_domain(registry, ref.domain, sizeof(ref.domain));
+        struct registry_options ro = {
+                .username = user && *user ? user : NULL,
+                .password = password && *password ? password : NULL,
+                .identity_token = itoken && *itoken ? itoken : NULL,
+                .insecure = (char *const *) insecure,
+                .retries = -1,
+        };
+        r = registry_client_new(&ref, &ro, &rc, e);
+        if (r >= 0)
+                r = registry_check_auth(rc, e);
+        registry_client_free(rc);
+        if (r >= 0)
+                worker_emit(json_pack("{s:s, s:s}", "event", "result", "registry", ref.domain));
         return r;
 }
 
@@ -887,7 +933,7 @@ static int worker_export(struct opts *o, const json_t *job, struct berr *e)
         return r;
 }
 
-/* worker pull|import|export --job-json FILE|- */
+/* worker pull|import|export|auth --job-json FILE|- */
 static int cmd_worker(struct opts *o, int argc, char **argv)
 {
         _cleanup_json_ json_t *job = NULL;
@@ -921,6 +967,8 @@ static int cmd_worker(struct opts *o, int argc, char **argv)
                 r = worker_import(o, job, &e);
         } else if (strcmp(argv[0], "export") == 0) {
                 r = worker_export(o, job, &e);
+        } else if (strcmp(argv[0], "auth") == 0) {
+                r = worker_auth(job, &e);
         } else {
                 usage(stderr);
                 return 2;

@@ -40,6 +40,13 @@ static bool is_docker_hub(const char *host)
                strcmp(host, "registry-1.docker.io") == 0;
 }
 
+void registry_auth_domain(const char *server, char *buf, size_t len)
+{
+        key_hostname(server ? server : "", buf, len);
+        if (!buf[0] || is_docker_hub(buf))
+                snprintf(buf, len, "docker.io");
+}
+
 static int decode_auth(const char *b64, struct registry_credentials *ret, struct berr *e)
 {
         size_t n = strlen(b64);

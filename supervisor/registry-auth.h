@@ -23,6 +23,11 @@ int registry_auth_lookup(const char *config_path, const char *domain, struct reg
                          struct berr *e);
 void registry_credentials_done(struct registry_credentials *c);
 
+/* The registry a docker login server address names, as a reference's
+ * domain: "https://index.docker.io/v1/", "index.docker.io" and "" give
+ * "docker.io"; "http://host:5000/x" gives "host:5000". */
+void registry_auth_domain(const char *server, char *buf, size_t len);
+
 struct registry_challenge {
         char scheme[16]; /* "Bearer", "Basic" (as sent) */
         char *realm;

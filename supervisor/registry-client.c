@@ -471,20 +471,27 @@ static int fetch_token(struct registry_client *c, struct endpoint *ep, const str
         struct xfer x = { .c = c, .max = TOKEN_BODY_MAX };
         int r;
 
-        if (asprintf(&scope_default, "repository:%s:pull", c->ref.path) < 0)
+        /* a client without a repository (registry_check_auth) asks for
+         * no scope, as docker login does */
+        if (c->ref.path[0] && asprintf(&scope_default, "repository:%s:pull", c->ref.path) < 0)
                 return berr_set(e, ENOMEM, "token");
-        if (url_escape(c->h, ch->scope ? ch->scope : scope_default, &scope) < 0 ||
-            (ch->service && url_escape(c->h, ch->service, &svc) < 0))
+        const char *want = ch->scope ? ch->scope : scope_default;
+        if ((want && url_escape(c->h, want, &scope) < 0) || (ch->service && url_escape(c->h, ch->service, &svc) < 0))
+                return berr_set(e, ENOMEM, "token");
+        /* the query (or form) after the realm: "scope=..&service=.." */
+        _cleanup_free_ char *params = NULL;
+        if (asprintf(&params, "%s%s%s%s%s", scope ? "scope=" : "", scope ? scope : "", scope && svc ? "&" : "",
+                     svc ? "service=" : "", svc ? svc : "") < 0)
                 return berr_set(e, ENOMEM, "token");
         if (c->identity_token) {
                 if (url_escape(c->h, c->identity_token, &refresh) < 0 ||
-                    asprintf(&form, "grant_type=refresh_token&client_id=berth&refresh_token=%s&scope=%s%s%s",
-                             refresh, scope, svc ? "&service=" : "", svc ? svc : "") < 0)
+                    asprintf(&form, "grant_type=refresh_token&client_id=berth&refresh_token=%s%s%s", refresh,
+                             *params ? "&" : "", params) < 0)
                         return berr_set(e, ENOMEM, "token");
                 url = strdup(ch->realm);
                 x.post = form;
-        } else if (asprintf(&url, "%s%sscope=%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?", scope,
-                            svc ? "&service=" : "", svc ? svc : "") < 0) {
+        } else if (asprintf(&url, "%s%s%s", ch->realm, !*params ? "" : strchr(ch->realm, '?') ? "&" : "?",
+                            params) < 0) {
                 url = NULL;
         }
         if (!url)
@@ -1041,6 +1048,41 @@ void registry_client_free(struct registry_client *c)
 const char *registry_client_scheme(const struct registry_client *c)
 {
         return c->ep[c->cur].plain_http ? "http" : "https";
+}
+
+/* The registry's own message of an error answer, or "". */
+static void registry_error_message(const struct xfer *x, char *buf, size_t len)
+{
+        buf[0] = '\0';
+        json_t *j = x->buf && x->len ? json_loadb(x->buf, x->len, 0, NULL) : NULL;
+        json_t *errs = j ? json_object_get(j, "errors") : NULL;
+        const char *msg = json_string_value(json_object_get(json_array_get(errs, 0), "message"));
+        if (msg)
+                snprintf(buf, len, "%s", msg);
+        json_decref(j);
+}
+
+int registry_check_auth(struct registry_client *c, struct berr *e)
+{
+        /* the registry itself, never a mirror */
+        struct endpoint *ep = &c->ep[c->n_ep - 1];
+        struct xfer x = { .c = c, .url = ep->base, .max = ERROR_BODY_MAX };
+        int r = request(c, ep, &x, "application/json", e);
+        if (r == -EACCES && x.status == 401) {
+                /* dockerd's wording: Get "<url>": unauthorized: <why> */
+                char msg[256];
+                bool bearer = x.www_auth && strncasecmp(x.www_auth, "Bearer", 6) == 0;
+                registry_error_message(&x, msg, sizeof(msg));
+                if (bearer && c->have_creds)
+                        berr_prefix(e, "Get \"%s\": unauthorized: the token server refused the credentials", x.url);
+                else
+                        berr_setx(e, EACCES, "Get \"%s\": unauthorized: %s", x.url,
+                                  !c->have_creds && !c->identity_token ? "the registry wants credentials"
+                                  : msg[0]                             ? msg
+                                                                       : "authentication failed");
+        }
+        xfer_clear(&x);
+        return r;
 }
 
 static const char manifest_accept[] = MEDIA_OCI_INDEX ", " MEDIA_OCI_MANIFEST ", " MEDIA_DOCKER_LIST

@@ -111,5 +111,13 @@ struct registry_blob_events {
 int registry_fetch_blobs(struct registry_client *c, const struct registry_blob_request *reqs, size_t n,
                          unsigned max_parallel, const struct registry_blob_events *ev, struct berr *e);
 
+/* Checks the client's credentials as docker login does: GET /v2/ on the
+ * registry (not a mirror), answering its challenge (Basic, or a Bearer
+ * token asked for without a scope when the reference has no path). 0: the
+ * registry took them (or needs none); -EACCES with dockerd's wording
+ * ("Get \"<url>\": unauthorized: ...") when it refused them; otherwise the
+ * transport's error. */
+int registry_check_auth(struct registry_client *c, struct berr *e);
+
 /* Optional: releases libcurl's global state at program exit. */
 void registry_global_cleanup(void);

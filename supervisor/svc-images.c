@@ -1111,6 +1111,42 @@ static void run_export_images(struct rpc_call *call, const ProtobufCMessage *req
         rpc_call_reply(call, &resp.base);
 }
 
+/* docker login: a worker asks the registry's /v2/ with the credentials
+ * (the daemon's insecure registries apply). Nothing is stored. */
+static void run_check_auth(struct rpc_call *call, const ProtobufCMessage *request, void *userdata)
+{
+        const Berth__Supervisor__CheckAuthRequest *req = (const void *) request;
+        struct supervisor *s = userdata;
+        struct berr e = { 0 };
+        _cleanup_json_ json_t *job = NULL, *res = NULL;
+        int r = 0;
+
+        json_t *auth = json_pack("{s:s, s:s, s:s}", "username", req->username, "password", req->password,
+                                 "identitytoken", req->identity_token);
+        if (auth)
+                job = json_pack("{s:s, s:o, s:o}", "registry", req->registry, "auth", auth, "insecure",
+                                json_strv(s->insecure));
+        if (!job)
+                r = berr_set(&e, ENOMEM, "auth job");
+        if (r >= 0)
+                r = worker_run(s, "auth", job, NULL, NULL, &res, &e);
+        if (r < 0) {
+                log_info("supervisor: login to \"%s\" as \"%s\" failed: %s", *req->registry ? req->registry : "docker.io",
+                         req->username, e.msg);
+                /* rpc.proto has no PERMISSION_DENIED: refused credentials
+                 * are the caller's invalid argument */
+                if (r == -EACCES)
+                        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "supervisor: %s", e.msg);
+                else
+                        worker_fail(call, r, &e);
+                return;
+        }
+        log_info("supervisor: login to \"%s\" as \"%s\" succeeded", *req->registry ? req->registry : "docker.io",
+                 req->username);
+        Berth__Supervisor__CheckAuthResponse resp = BERTH__SUPERVISOR__CHECK_AUTH_RESPONSE__INIT;
+        rpc_call_reply(call, &resp.base);
+}
+
 /* ---------------------------------------------------------------- content */
 
 static Berth__Supervisor__ContentInfo *content_msg(struct arena *a, const struct content_info *ci)
@@ -1296,6 +1332,7 @@ DEFERRED(tag_image)
 DEFERRED(delete_image)
 DEFERRED(import_images)
 DEFERRED(export_images)
+DEFERRED(check_auth)
 DEFERRED(list_content)
 DEFERRED(info_content)
 DEFERRED(delete_content)
@@ -1318,6 +1355,7 @@ const struct rpc_method supervisor_images_methods[] = {
         METHOD("images.DeleteImage", delete_image, h_delete_image),
         METHOD("images.ImportImages", import_images, h_import_images),
         METHOD("images.ExportImages", export_images, h_export_images),
+        METHOD("images.CheckAuth", check_auth, h_check_auth),
         METHOD("content.ListContent", list_content, h_list_content),
         METHOD("content.InfoContent", info_content, h_info_content),
         METHOD("content.DeleteContent", delete_content, h_delete_content),

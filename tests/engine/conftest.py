@@ -4,6 +4,7 @@ berth-supervisor, with images from a real registry on 127.0.0.1.
 
 The binaries come from $BERTH_BUILD (default <repo>/build)."""
 
+import http.client
 import json
 import os
 import shutil
@@ -54,6 +55,20 @@ def registry(workdir):
     reg.image = f"{reg.host}/busybox:latest"
     yield reg
     reg.stop()
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    """http.client over the engine's unix socket."""
+
+    def __init__(self, path):
+        super().__init__("localhost", timeout=60)
+        self._path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(60)
+        s.connect(self._path)
+        self.sock = s
 
 
 class Stack:

@@ -4,12 +4,10 @@ straight on the socket for what the CLI never sends (crafted tars,
 paths that try to leave the container)."""
 
 import base64
-import http.client
 import io
 import json
 import os
 import secrets
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -18,23 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Stack, _cleanup
-
-
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=60)
-        self._path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(60)
-        s.connect(self._path)
-        self.sock = s
+from conftest import Stack, UnixHTTP, _cleanup
 
 
 def api(stack, method, url, body=None, headers=None):
-    c = _Unix(str(stack.sock))
+    c = UnixHTTP(str(stack.sock))
     try:
         c.request(method, "/v1.41" + url, body=body, headers=headers or {})
         r = c.getresponse()

@@ -1,5 +1,5 @@
 /* Unit tests for supervisor/registry-auth: config.json lookups and
- * WWW-Authenticate parsing. */
+ * WWW-Authenticate parsing, login server addresses. */
 #include "unit-helpers.h"
 
 #include "cleanup.h"
@@ -96,11 +96,33 @@ static void test_challenge(void **state)
         assert_int_equal(registry_challenge_parse("", &c, &e), -ENOTSUP);
 }
 
+/* docker login's server addresses as registries */
+static void test_domain(void **state)
+{
+        (void) state;
+        static const char *const cases[][2] = {
+                { "", "docker.io" },
+                { "https://index.docker.io/v1/", "docker.io" },
+                { "index.docker.io", "docker.io" },
+                { "registry-1.docker.io", "docker.io" },
+                { "127.0.0.1:5000", "127.0.0.1:5000" },
+                { "http://reg.example.com:8443/some/path", "reg.example.com:8443" },
+        };
+        char buf[256];
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                registry_auth_domain(cases[i][0], buf, sizeof(buf));
+                assert_string_equal(buf, cases[i][1]);
+        }
+        registry_auth_domain(NULL, buf, sizeof(buf));
+        assert_string_equal(buf, "docker.io");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_lookup),
                 cmocka_unit_test(test_challenge),
+                cmocka_unit_test(test_domain),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
