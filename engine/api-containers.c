@@ -1918,9 +1918,14 @@ static enum MHD_Result container_delete(struct http_request *r)
                 }
                 c->stopping = true;
                 unsigned gen = c->generation;
+                /* as dockerd: SIGKILL to the init, whose death takes the
+                 * rest of its pid namespace; every process of the cgroup
+                 * when it shares the host's, or when it is frozen */
+                const char *pid_mode = json_string_value(json_object_get(json_object_get(c->doc, "HostConfig"), "PidMode"));
+                bool all = !strcmp(ctr_status(c), "paused") || (pid_mode && !strcmp(pid_mode, "host"));
                 pthread_mutex_unlock(&en->ctrs.lock);
                 struct rpc_status st;
-                (void) task_kill(en, c->id, SIGKILL, true, &st);
+                (void) task_kill(en, c->id, SIGKILL, all, &st);
                 pthread_mutex_lock(&en->ctrs.lock);
                 struct timespec dl;
                 clock_gettime(CLOCK_REALTIME, &dl);

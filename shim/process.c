@@ -728,8 +728,11 @@ void proc_kill(struct proc *p, struct rpc_call *call, unsigned sig, bool all)
                 rpc_call_fail(call, RPC_FAILED_PRECONDITION, "shim: %s has already exited", proc_name(p));
                 return;
         }
-        if (p->exec_id) {
-                /* our child until we reap it: the pid cannot be reused */
+        /* an exec, or the init alone (not frozen: the runtime thaws for a
+         * SIGKILL), is ours to signal: our child (or, as subreaper, our
+         * orphan) until we reap it, so the pid cannot be reused meanwhile,
+         * and no runtime process needs to start for it */
+        if (p->exec_id || (!all && p->pid > 0 && (p->status == PROC_CREATED || p->status == PROC_RUNNING))) {
                 if (kill(p->pid, (int) sig) < 0) {
                         rpc_call_fail(call, RPC_INTERNAL, "shim: kill %s (pid %d): %s", proc_name(p),
                                       (int) p->pid, strerror(errno));
