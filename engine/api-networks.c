@@ -324,21 +324,39 @@ static enum MHD_Result network_delete(struct http_request *r)
         return res;
 }
 
+/* The body of connect and disconnect: {"Container": ..., ...}, for a
+ * network other than host, none and the like. On failure the reply (400
+ * or 403) is queued, *ret_res holds what the handler returns, and -1. */
+static int endpoint_request(struct http_request *r, json_t **ret_body, const char **ret_ctr,
+                            enum MHD_Result *ret_res)
+{
+        json_t *body = NULL;
+        if (http_body_json(r, false, &body) < 0) {
+                *ret_res = MHD_YES;
+                return -1;
+        }
+        const char *ctr = json_string_value(json_object_get(body, "Container"));
+        if (ctr && *ctr && !pseudo_name(r->params[0])) {
+                *ret_body = body;
+                *ret_ctr = ctr;
+                return 0;
+        }
+        if (!ctr || !*ctr)
+                *ret_res = http_reply_error(r, 400, "Container must be given");
+        else
+                *ret_res = http_reply_error(r, 403, "container cannot be disconnected from host network or "
+                                                    "connected to host network");
+        json_decref(body);
+        return -1;
+}
+
 static enum MHD_Result network_connect(struct http_request *r)
 {
         json_t *body = NULL;
-        if (http_body_json(r, false, &body) < 0)
-                return MHD_YES;
-        const char *ctr = json_string_value(json_object_get(body, "Container"));
-        if (!ctr || !*ctr) {
-                json_decref(body);
-                return http_reply_error(r, 400, "Container must be given");
-        }
-        if (pseudo_name(r->params[0])) {
-                json_decref(body);
-                return http_reply_error(r, 403, "container cannot be disconnected from host network or connected to "
-                                                "host network");
-        }
+        const char *ctr = NULL;
+        enum MHD_Result bad;
+        if (endpoint_request(r, &body, &ctr, &bad) < 0)
+                return bad;
         char err[512];
         int rc = net_connect(r->engine, ctr, r->params[0], json_object_get(body, "EndpointConfig"), err, sizeof(err));
         json_decref(body);
@@ -350,18 +368,10 @@ static enum MHD_Result network_connect(struct http_request *r)
 static enum MHD_Result network_disconnect(struct http_request *r)
 {
         json_t *body = NULL;
-        if (http_body_json(r, false, &body) < 0)
-                return MHD_YES;
-        const char *ctr = json_string_value(json_object_get(body, "Container"));
-        if (!ctr || !*ctr) {
-                json_decref(body);
-                return http_reply_error(r, 400, "Container must be given");
-        }
-        if (pseudo_name(r->params[0])) {
-                json_decref(body);
-                return http_reply_error(r, 403, "container cannot be disconnected from host network or connected to "
-                                                "host network");
-        }
+        const char *ctr = NULL;
+        enum MHD_Result bad;
+        if (endpoint_request(r, &body, &ctr, &bad) < 0)
+                return bad;
         char err[512];
         int rc = net_disconnect(r->engine, ctr, r->params[0], json_is_true(json_object_get(body, "Force")), err,
                                 sizeof(err));

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "signal-util.h"
 #include "pb-json.h"
 #include "rpc-client.h"
 #include "shim.pb-c.h"
@@ -216,30 +217,6 @@ static int parse_cmd_opts(int argc, char **argv, struct cmd_opts *o)
                 }
         }
         return optind;
-}
-
-static const struct {
-        const char *name;
-        int num;
-} signals[] = {
-        { "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT }, { "ILL", SIGILL },   { "ABRT", SIGABRT },
-        { "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 }, { "PIPE", SIGPIPE },
-        { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "CHLD", SIGCHLD }, { "CONT", SIGCONT }, { "STOP", SIGSTOP },
-        { "TSTP", SIGTSTP }, { "WINCH", SIGWINCH },
-};
-
-static int parse_signal(const char *s)
-{
-        char *end;
-        long n = strtol(s, &end, 10);
-        if (*end == '\0' && end != s)
-                return n > 0 && n < 65 ? (int) n : -1;
-        if (strncmp(s, "SIG", 3) == 0)
-                s += 3;
-        for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
-                if (strcmp(s, signals[i].name) == 0)
-                        return signals[i].num;
-        return -1;
 }
 
 static int read_file_or_stdin(const char *path, char **ret, size_t *ret_len)
@@ -626,7 +603,7 @@ int main(int argc, char **argv)
                 Berth__Shim__KillRequest req = BERTH__SHIM__KILL_REQUEST__INIT;
                 req.exec_id = (char *) (o.exec_id ? o.exec_id : "");
                 req.all = o.all;
-                int sig = argc > 0 ? parse_signal(argv[0]) : SIGTERM;
+                int sig = argc > 0 ? signal_parse(argv[0], false) : SIGTERM;
                 if (sig < 0)
                         return usage_error("kill: unknown signal \"%s\"", argv[0]);
                 req.signal = (uint32_t) sig;

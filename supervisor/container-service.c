@@ -24,17 +24,6 @@ static const char *str_or(const char *s, const char *dflt)
         return s && *s ? s : dflt;
 }
 
-static void fail_msg(struct rpc_call *call, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail_msg(struct rpc_call *call, int err, const char *fmt, ...)
-{
-        struct berr e = { .err = err };
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
-        va_end(ap);
-        supervisor_fail(call, -err, &e);
-}
-
 static void publish_container(struct supervisor *s, const char *topic, const char *id, const char *image)
 {
         Berth__Supervisor__ContainerEvent ev = BERTH__SUPERVISOR__CONTAINER_EVENT__INIT;
@@ -202,7 +191,7 @@ static void reply_container(struct rpc_call *call, json_t *rec, const ProtobufCM
         struct pb_container p;
         if (container_pb(rec, &p) < 0) {
                 container_pb_done(&p);
-                fail_msg(call, ENOMEM, "out of memory");
+                supervisor_fail_msg(call, ENOMEM, "out of memory");
                 return;
         }
         /* Create, Get and Update responses share the shape {Container container = 1} */
@@ -226,12 +215,12 @@ static void h_container_create_slow(struct rpc_call *call, const ProtobufCMessag
         int r;
 
         if (!c || !container_id_valid(c->id)) {
-                fail_msg(call, EINVAL, "invalid container id \"%s\": want [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}",
+                supervisor_fail_msg(call, EINVAL, "invalid container id \"%s\": want [a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}",
                          c ? c->id : "");
                 return;
         }
         if (!c->image || !*c->image) {
-                fail_msg(call, EINVAL, "container \"%s\": an image is needed", c->id);
+                supervisor_fail_msg(call, EINVAL, "container \"%s\": an image is needed", c->id);
                 return;
         }
         if (image_ref_parse(c->image, &ref, &e) < 0)
@@ -371,7 +360,7 @@ void container_service_list(struct rpc_call *call, const ProtobufCMessage *reque
                 r.n_containers = k;
                 rpc_call_reply(call, &r.base);
         } else {
-                fail_msg(call, ENOMEM, "out of memory");
+                supervisor_fail_msg(call, ENOMEM, "out of memory");
         }
         for (size_t i = 0; p && i < k; i++)
                 container_pb_done(&p[i]);
@@ -387,7 +376,7 @@ static void h_container_update_slow(struct rpc_call *call, const ProtobufCMessag
         _cleanup_json_ json_t *rec = NULL;
         char now[48];
         if (!req->container) {
-                fail_msg(call, EINVAL, "a container is needed");
+                supervisor_fail_msg(call, EINVAL, "a container is needed");
                 return;
         }
         supervisor_tasks_lock_containers(s);

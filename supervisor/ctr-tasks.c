@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "signal-util.h"
 #include "ctr.h"
 #include "fs-util.h"
 
@@ -33,30 +34,6 @@ static int usage_err(const char *fmt, ...)
         va_end(ap);
         fputc('\n', stderr);
         return 2;
-}
-
-static const struct {
-        const char *name;
-        int num;
-} signal_names[] = {
-        { "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT }, { "ILL", SIGILL },   { "ABRT", SIGABRT },
-        { "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 }, { "PIPE", SIGPIPE },
-        { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "CHLD", SIGCHLD }, { "CONT", SIGCONT }, { "STOP", SIGSTOP },
-        { "TSTP", SIGTSTP }, { "WINCH", SIGWINCH },
-};
-
-static int parse_signal(const char *s)
-{
-        char *end;
-        long n = strtol(s, &end, 10);
-        if (*end == '\0' && end != s)
-                return n > 0 && n < 65 ? (int) n : -1;
-        if (strncasecmp(s, "SIG", 3) == 0)
-                s += 3;
-        for (size_t i = 0; i < ARRAY_SIZE(signal_names); i++)
-                if (strcasecmp(s, signal_names[i].name) == 0)
-                        return signal_names[i].num;
-        return -1;
 }
 
 static int parse_bytes(const char *s, int64_t *ret)
@@ -802,7 +779,7 @@ static int tasks_kill(struct ctr *c, int argc, char **argv)
         while ((ch = getopt_long(argc, argv, "+s:a", opts, NULL)) != -1) {
                 switch (ch) {
                 case 's':
-                        if ((sig = parse_signal(optarg)) < 0)
+                        if ((sig = signal_parse(optarg, true)) < 0)
                                 return usage_err("tasks kill: unknown signal \"%s\"", optarg);
                         break;
                 case 'a':

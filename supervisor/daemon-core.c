@@ -2,8 +2,10 @@
  * deferring slow handlers to threads of their own, the time, and the
  * "supervisor" service (Version). */
 #include <errno.h>
+#include <stdarg.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,6 +42,16 @@ void supervisor_fail(struct rpc_call *call, int r, const struct berr *e)
                 err = e && e->err ? e->err : EIO;
         const char *msg = e && e->err && e->msg[0] ? e->msg : strerror(err);
         rpc_call_fail(call, rpc_code_from_errno(err), "%s%s", names_layer(msg) ? "" : "supervisor: ", msg);
+}
+
+void supervisor_fail_msg(struct rpc_call *call, int err, const char *fmt, ...)
+{
+        struct berr e = { .err = err };
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+        va_end(ap);
+        supervisor_fail(call, -err, &e);
 }
 
 struct deferred {

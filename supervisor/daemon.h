@@ -72,6 +72,8 @@ struct supervisor {
  * (rpc_code_from_errno), the message e->msg (or strerror) prefixed with
  * "supervisor: " unless it already names a layer ("shim:", "ocirun:"). */
 void supervisor_fail(struct rpc_call *call, int r, const struct berr *e);
+/* The same with a message of its own (err: a positive errno). */
+void supervisor_fail_msg(struct rpc_call *call, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Runs fn(call, request, s) on a new detached thread, for a handler that
  * blocks; the call is answered from there. Fails the call with

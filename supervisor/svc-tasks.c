@@ -91,17 +91,6 @@ static const char *str_or(const char *s, const char *dflt)
         return s && *s ? s : dflt;
 }
 
-static void fail_msg(struct rpc_call *call, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail_msg(struct rpc_call *call, int err, const char *fmt, ...)
-{
-        struct berr e = { .err = err };
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
-        va_end(ap);
-        supervisor_fail(call, -err, &e);
-}
-
 static void publish_task(struct supervisor *s, const char *topic, const char *id, const char *exec_id, uint32_t pid,
                          const struct task_exit *x)
 {
@@ -200,9 +189,9 @@ static struct task *task_get(struct supervisor *s, struct rpc_call *call, const 
                 t->refs++;
         pthread_mutex_unlock(&reg->lock);
         if (!t)
-                fail_msg(call, ENOENT, "task \"%s\" not found", id ? id : "");
+                supervisor_fail_msg(call, ENOENT, "task \"%s\" not found", id ? id : "");
         else if (creating)
-                fail_msg(call, EBUSY, "task \"%s\" is being created", id);
+                supervisor_fail_msg(call, EBUSY, "task \"%s\" is being created", id);
         return creating ? NULL : t;
 }
 
@@ -645,9 +634,9 @@ static struct rpc_client *shim_acquire(struct rpc_call *call, struct task *t)
         snprintf(reason, sizeof(reason), "%s", t->exit.reason[0] ? t->exit.reason : "stopped");
         pthread_mutex_unlock(&t->reg->lock);
         if (!c && call && deleting)
-                fail_msg(call, EBUSY, "task \"%s\" is being deleted", t->id);
+                supervisor_fail_msg(call, EBUSY, "task \"%s\" is being deleted", t->id);
         else if (!c && call)
-                fail_msg(call, EBUSY, "task \"%s\": its shim is gone (%s): only delete is possible", t->id, reason);
+                supervisor_fail_msg(call, EBUSY, "task \"%s\": its shim is gone (%s): only delete is possible", t->id, reason);
         return c;
 }
 
@@ -673,7 +662,7 @@ static void h_task_start_slow(struct rpc_call *call, const ProtobufCMessage *req
                 bool known = exec_find_locked(t, req->exec_id) != NULL;
                 pthread_mutex_unlock(&s->tasks->lock);
                 if (!known) {
-                        fail_msg(call, ENOENT, "task \"%s\": exec \"%s\" not found", t->id, req->exec_id);
+                        supervisor_fail_msg(call, ENOENT, "task \"%s\": exec \"%s\" not found", t->id, req->exec_id);
                         task_unref(t);
                         return;
                 }
@@ -763,7 +752,7 @@ static void h_task_exec_slow(struct rpc_call *call, const ProtobufCMessage *requ
         struct supervisor *s = userdata;
         const Berth__Supervisor__ExecTaskRequest *req = (const void *) request;
         if (!req->exec_id || !container_id_valid(req->exec_id)) {
-                fail_msg(call, EINVAL, "invalid exec id \"%s\"", str_or(req->exec_id, ""));
+                supervisor_fail_msg(call, EINVAL, "invalid exec id \"%s\"", str_or(req->exec_id, ""));
                 return;
         }
         struct task *t = task_get(s, call, req->id);
@@ -773,7 +762,7 @@ static void h_task_exec_slow(struct rpc_call *call, const ProtobufCMessage *requ
         if (!x || !(x->id = strdup(req->exec_id))) {
                 free(x);
                 task_unref(t);
-                fail_msg(call, ENOMEM, "out of memory");
+                supervisor_fail_msg(call, ENOMEM, "out of memory");
                 return;
         }
         pthread_mutex_lock(&s->tasks->lock);
@@ -786,7 +775,7 @@ static void h_task_exec_slow(struct rpc_call *call, const ProtobufCMessage *requ
         if (dup) {
                 exec_free(x);
                 task_unref(t);
-                fail_msg(call, EEXIST, "task \"%s\": exec \"%s\" already exists", req->id, req->exec_id);
+                supervisor_fail_msg(call, EEXIST, "task \"%s\": exec \"%s\" already exists", req->id, req->exec_id);
                 return;
         }
         Berth__Shim__ExecRequest er = BERTH__SHIM__EXEC_REQUEST__INIT;
@@ -833,7 +822,7 @@ static void h_task_pids_slow(struct rpc_call *call, const ProtobufCMessage *requ
         Berth__Supervisor__ProcessInfo *pi = calloc(resp->n_processes + 1, sizeof(*pi));
         Berth__Supervisor__ProcessInfo **pv = calloc(resp->n_processes + 1, sizeof(*pv));
         if (!pi || !pv) {
-                fail_msg(call, ENOMEM, "out of memory");
+                supervisor_fail_msg(call, ENOMEM, "out of memory");
         } else {
                 for (size_t i = 0; i < resp->n_processes; i++) {
                         berth__supervisor__process_info__init(&pi[i]);
@@ -1038,7 +1027,7 @@ static void h_task_list(struct rpc_call *call, const ProtobufCMessage *request, 
                 r.n_tasks = n;
                 rpc_call_reply(call, &r.base);
         } else {
-                fail_msg(call, ENOMEM, "out of memory");
+                supervisor_fail_msg(call, ENOMEM, "out of memory");
         }
         pthread_mutex_unlock(&reg->lock);
         free(m);
@@ -1085,7 +1074,7 @@ static void h_task_wait_slow(struct rpc_call *call, const ProtobufCMessage *requ
                                 shim_release(t);
                         if (rc < 0) {
                                 exec_free(x);
-                                fail_msg(call, ENOENT, "task \"%s\": exec \"%s\" not found", t->id, exec_id);
+                                supervisor_fail_msg(call, ENOENT, "task \"%s\": exec \"%s\" not found", t->id, exec_id);
                                 task_unref(t);
                                 return;
                         }
@@ -1106,7 +1095,7 @@ static void h_task_wait_slow(struct rpc_call *call, const ProtobufCMessage *requ
                 struct exec_proc *x = exec_id ? exec_find_locked(t, exec_id) : NULL;
                 if (exec_id && !x) {
                         pthread_mutex_unlock(&reg->lock);
-                        fail_msg(call, ENOENT, "task \"%s\": exec \"%s\" was deleted", t->id, exec_id);
+                        supervisor_fail_msg(call, ENOENT, "task \"%s\": exec \"%s\" was deleted", t->id, exec_id);
                         break;
                 }
                 if (exec_id ? x->exited : t->exited) {
@@ -1117,7 +1106,7 @@ static void h_task_wait_slow(struct rpc_call *call, const ProtobufCMessage *requ
                 }
                 if (t->removed || s->stopping || reg->stopping) {
                         pthread_mutex_unlock(&reg->lock);
-                        fail_msg(call, t->removed ? ENOENT : ECONNREFUSED, "task \"%s\": %s", t->id,
+                        supervisor_fail_msg(call, t->removed ? ENOENT : ECONNREFUSED, "task \"%s\": %s", t->id,
                                  t->removed ? "deleted while waiting" : "the supervisor is stopping");
                         break;
                 }
@@ -1196,7 +1185,7 @@ static void h_task_delete_slow(struct rpc_call *call, const ProtobufCMessage *re
         t->deleting = true;
         pthread_mutex_unlock(&reg->lock);
         if (busy) {
-                fail_msg(call, EBUSY, "task \"%s\" is being deleted", t->id);
+                supervisor_fail_msg(call, EBUSY, "task \"%s\" is being deleted", t->id);
                 task_unref(t);
                 return;
         }

@@ -87,30 +87,7 @@ trap cleanup EXIT
 image=localhost/berth-busybox:latest
 
 # --- private containerd ------------------------------------------------------
-cat >"$tmp/containerd.toml" <<EOF
-version = 2
-root = "$tmp/root"
-state = "$tmp/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "$sock"
-[ttrpc]
-  address = "$sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-containerd --config "$tmp/containerd.toml" >"$tmp/containerd.log" 2>&1 </dev/null &
-ctd_pid=$!
-for _ in $(seq 200); do
-    ctr --address "$sock" version >/dev/null 2>&1 && break
-    sleep 0.05
-done
-ctr --address "$sock" version >/dev/null 2>&1 || { echo "bench-berth-ctr-run: containerd did not start" >&2; exit 1; }
+bench_containerd_start "$tmp" "$sock"
 cctr image import "$tmp/image.tar" >/dev/null
 mkdir -p "$tmp/fifo" "$tmp/rt-peer"
 

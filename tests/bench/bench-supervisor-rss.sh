@@ -115,32 +115,7 @@ echo "berth-supervisor: VmRSS $sv_rss kB, VmHWM $sv_hwm kB, $sv_thr threads (aft
 ctd_rss=""
 if [ "$CONTAINERD" = 1 ]; then
     sock=$tmp/ctd/c.sock
-    mkdir -p "$tmp/ctd"
-    cat >"$tmp/ctd/config.toml" <<EOF
-version = 2
-root = "$tmp/ctd/root"
-state = "$tmp/ctd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "$sock"
-[ttrpc]
-  address = "$sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-    containerd --config "$tmp/ctd/config.toml" >"$tmp/ctd/log" 2>&1 </dev/null &
-    ctd_pid=$!
-    for _ in $(seq 200); do
-        ctr --address "$sock" version >/dev/null 2>&1 && break
-        kill -0 "$ctd_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    ctr --address "$sock" version >/dev/null 2>&1 || { tail -n 20 "$tmp/ctd/log" >&2; die "containerd did not start"; }
+    bench_containerd_start "$tmp/ctd" "$sock"
     ctr --address "$sock" -n bench images pull --plain-http "$ref" >/dev/null
     sleep "$SETTLE"
     ctd_rss=$(status VmRSS "$ctd_pid")

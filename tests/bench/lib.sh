@@ -177,3 +177,40 @@ bench_berth_start() {
     berth_cli version >/dev/null || { tail -5 "$data/engine.log" >&2; echo "berth-engine did not start" >&2; exit 1; }
 }
 berth_cli() { DOCKER_CONFIG=$berth_cli_config "$DOCKER_CLI" -H "unix://$berth_sock" "$@"; }
+
+# bench_containerd_start DIR SOCK: a private containerd (root, state and
+# config under DIR, gRPC on SOCK, the CRI and the unused snapshotters off).
+# Sets $ctd_pid; exits with containerd's log tail when it does not come up.
+bench_containerd_start() {
+    local dir=$1 s=$2
+    mkdir -p "$dir"
+    cat >"$dir/containerd.toml" <<EOF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "$s"
+[ttrpc]
+  address = "$s.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+EOF
+    containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 </dev/null &
+    ctd_pid=$!
+    for _ in $(seq 200); do
+        ctr --address "$s" version >/dev/null 2>&1 && break
+        kill -0 "$ctd_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if ! ctr --address "$s" version >/dev/null 2>&1; then
+        echo "containerd did not start:" >&2
+        tail -n 20 "$dir/containerd.log" >&2
+        exit 1
+    fi
+}
