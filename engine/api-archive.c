@@ -516,6 +516,7 @@ static struct job *job_new(struct http_request *r, enum job_op op, const char *p
         struct ctr *c = engine_find_ctr_locked(en, r, r->params[0]);
         if (c) {
                 snprintf(j->id, sizeof(j->id), "%s", c->id);
+                engine_ctr_settle_locked(en, c);
                 task = c->task;
                 json_t *hc = json_object_get(c->doc, "HostConfig");
                 j->readonly_rootfs = json_is_true(json_object_get(hc, "ReadonlyRootfs"));

@@ -216,23 +216,107 @@ static void schedule_restart_locked(struct engine *en, struct ctr *c)
         }
 }
 
+/* ---- purges ---- */
+
+/* What a removed container still holds: its container (and snapshot) in
+ * the supervisor, a task left there if any, then its moved directory,
+ * which stays for the next engine to retry while the supervisor cannot be
+ * reached. */
+static void purge(struct engine *en, const char *id)
+{
+        struct rpc_status st;
+        Berth__Supervisor__DeleteContainerRequest req = BERTH__SUPERVISOR__DELETE_CONTAINER_REQUEST__INIT;
+        req.id = (char *) id;
+        int r = task_call(en, "containers.DeleteContainer", &req.base,
+                          &berth__supervisor__delete_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS, NULL, &st);
+        if (r < 0 && st.code == RPC_FAILED_PRECONDITION) {
+                /* a task is left: it goes first */
+                (void) task_delete(en, id, true, NULL);
+                r = task_call(en, "containers.DeleteContainer", &req.base,
+                              &berth__supervisor__delete_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS, NULL,
+                              &st);
+        }
+        if (r < 0 && st.code != RPC_NOT_FOUND) {
+                log_warn("engine: removing %s in the supervisor: %s", id, st.message);
+                return;
+        }
+        ctr_purge_dir(&en->ctrs, id);
+}
+
+struct purge_job {
+        struct engine *en;
+        char id[65];
+};
+
+static void *purge_thread(void *arg)
+{
+        struct purge_job *j = arg;
+        purge(j->en, j->id);
+        pthread_mutex_lock(&j->en->ctrs.lock);
+        j->en->ctrs.purging--;
+        pthread_cond_broadcast(&j->en->ctrs.changed);
+        pthread_mutex_unlock(&j->en->ctrs.lock);
+        free(j);
+        return NULL;
+}
+
+/* Purges id behind the caller's back (engine_purges_wait waits for it);
+ * on a thread of its own, or here (the lock dropped meanwhile) when none
+ * can be had. */
+static void purge_spawn_locked(struct engine *en, const char *id)
+{
+        struct purge_job *j = malloc(sizeof(*j));
+        if (j) {
+                j->en = en;
+                snprintf(j->id, sizeof(j->id), "%s", id);
+                en->ctrs.purging++;
+                if (engine_spawn(purge_thread, j, 128) == 0)
+                        return;
+                en->ctrs.purging--;
+                free(j);
+        }
+        char copy[65];
+        snprintf(copy, sizeof(copy), "%s", id);
+        pthread_mutex_unlock(&en->ctrs.lock);
+        purge(en, copy);
+        pthread_mutex_lock(&en->ctrs.lock);
+}
+
+void engine_ctr_settle_locked(struct engine *en, struct ctr *c)
+{
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += ENGINE_CALL_TIMEOUT_MS / 1000;
+        while (c->exiting && !c->removed && pthread_cond_timedwait(&en->ctrs.changed, &en->ctrs.lock, &dl) == 0)
+                ;
+}
+
+void engine_purges_wait(struct engine *en)
+{
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += ENGINE_CALL_TIMEOUT_MS / 1000;
+        pthread_mutex_lock(&en->ctrs.lock);
+        while (en->ctrs.purging > 0 && pthread_cond_timedwait(&en->ctrs.changed, &en->ctrs.lock, &dl) == 0)
+                ;
+        pthread_mutex_unlock(&en->ctrs.lock);
+}
+
 /* The task's process has exited (code), or the task is gone (code < 0). */
 static void on_exit_locked(struct engine *en, struct ctr *c, int code, bool oom, const char *at, const char *why)
 {
         struct rpc_status st;
         if ((strcmp(ctr_status(c), "running") && strcmp(ctr_status(c), "paused")) || c->exiting)
                 return;
-        /* The shim's work is done: release it and the rootfs first, as
-         * dockerd deletes the task at exit (the log stays in the
-         * container's dir); only then is the exit visible, so a client
-         * that saw it (wait) can remove the container at once. */
+        /* The exit is visible (wait, die, --rm's removal) as soon as the
+         * network is released, so that an address or port the next
+         * container asks for is free. The shim and the rootfs are released
+         * behind it, as dockerd deletes the task at exit; until that is
+         * done c->exiting holds a start back and the container's purge. */
         c->exiting = true;
         pthread_mutex_unlock(&en->ctrs.lock);
-        if (task_delete(en, c->id, true, &st) < 0 && st.code != RPC_NOT_FOUND)
-                log_warn("engine: deleting the task of %s: %s", c->id, st.message);
         net_container_detach(en, c);
         pthread_mutex_lock(&en->ctrs.lock);
-        c->exiting = false;
         ctr_set_exited(c, code < 0 ? 255 : code, oom, at, why);
         char cs[16];
         snprintf(cs, sizeof(cs), "%d", code < 0 ? 255 : code);
@@ -246,6 +330,14 @@ static void on_exit_locked(struct engine *en, struct ctr *c, int code, bool oom,
         pthread_cond_broadcast(&en->ctrs.changed);
         if (json_is_true(json_object_get(json_object_get(c->doc, "HostConfig"), "AutoRemove")) && !c->removed)
                 remove_container_locked(en, c);
+        pthread_mutex_unlock(&en->ctrs.lock);
+        if (task_delete(en, c->id, true, &st) < 0 && st.code != RPC_NOT_FOUND)
+                log_warn("engine: deleting the task of %s: %s", c->id, st.message);
+        pthread_mutex_lock(&en->ctrs.lock);
+        c->exiting = false;
+        pthread_cond_broadcast(&en->ctrs.changed);
+        if (c->removed)
+                purge_spawn_locked(en, c->id);
 }
 
 static void *watch_thread(void *arg)
@@ -376,6 +468,7 @@ static enum MHD_Result create_fail(struct engine *en, struct http_request *r, st
         pthread_mutex_lock(&en->ctrs.lock);
         ctr_remove_locked(&en->ctrs, c);
         pthread_mutex_unlock(&en->ctrs.lock);
+        ctr_purge_dir(&en->ctrs, c->id);
         engine_volumes_release(en, c->id, true);
         return http_reply_error(r, status, "%s", msg);
 }
@@ -721,6 +814,12 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         struct rpc_status st;
         json_t *config = json_object_get(c->doc, "Config");
         *ret_status = 500;
+        engine_ctr_settle_locked(en, c);
+        if (c->removed) {
+                snprintf(err, errlen, "No such container: %s", c->id);
+                *ret_status = 404;
+                return -ENOENT;
+        }
         c->stopping = false;
         json_object_set_new(c->doc, "HasBeenManuallyStopped", json_false());
         json_t *copy_up = json_incref(json_object_get(c->doc, "BerthCopyUp"));
@@ -1854,38 +1953,26 @@ static enum MHD_Result container_rename(struct http_request *r)
 
 /* ---- delete, prune ---- */
 
-/* The supervisor's task and container go, then the record. */
+/* The record goes at once (name free, lookups miss it, "destroy"), with
+ * the network and the volumes; what the supervisor holds (task, container,
+ * snapshot) and the directory are purged behind it, after the exit's
+ * task deletion when one is under way. */
 static void remove_container_locked(struct engine *en, struct ctr *c)
 {
-        struct rpc_status st;
         json_object_set_new(json_object_get(c->doc, "State"), "Status", json_string("removing"));
         /* anonymous volumes go with docker rm -v and with --rm, as dockerd */
         bool rm_volumes = c->remove_volumes ||
                           json_is_true(json_object_get(json_object_get(c->doc, "HostConfig"), "AutoRemove"));
-        bool task = c->task;
         pthread_mutex_unlock(&en->ctrs.lock);
-        if (task)
-                (void) task_delete(en, c->id, true, &st);
-        Berth__Supervisor__DeleteContainerRequest req = BERTH__SUPERVISOR__DELETE_CONTAINER_REQUEST__INIT;
-        req.id = c->id;
-        int r = task_call(en, "containers.DeleteContainer", &req.base,
-                          &berth__supervisor__delete_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS, NULL, &st);
-        if (r < 0 && st.code == RPC_FAILED_PRECONDITION) {
-                /* a task this engine did not know of: it goes first */
-                (void) task_delete(en, c->id, true, NULL);
-                r = task_call(en, "containers.DeleteContainer", &req.base,
-                              &berth__supervisor__delete_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS, NULL,
-                              &st);
-        }
-        if (r < 0 && st.code != RPC_NOT_FOUND)
-                log_warn("engine: removing %s in the supervisor: %s", c->id, st.message);
         net_container_remove(en, c);
         engine_volumes_release(en, c->id, rm_volumes);
         pthread_mutex_lock(&en->ctrs.lock);
-        if (!c->removed) {
-                ctr_event_locked(en, c, "destroy", NULL);
-                ctr_remove_locked(&en->ctrs, c);
-        }
+        if (c->removed)
+                return;
+        ctr_event_locked(en, c, "destroy", NULL);
+        ctr_remove_locked(&en->ctrs, c);
+        if (!c->exiting)
+                purge_spawn_locked(en, c->id);
 }
 
 static enum MHD_Result container_delete(struct http_request *r)
@@ -2006,9 +2093,28 @@ int engine_containers_init(struct engine *en)
         if (r < 0)
                 return r;
         pthread_mutex_lock(&en->ctrs.lock);
-        for (struct ctr *c = en->ctrs.list; c; c = c->next) {
-                if (!is_running(c) && strcmp(ctr_status(c), "removing"))
+        /* The ids first: reconciling drops the lock, and a removal (--rm,
+         * or one a crash interrupted) relinks the list. */
+        size_t n = 0, k = 0;
+        for (struct ctr *c = en->ctrs.list; c; c = c->next)
+                n++;
+        char(*ids)[65] = calloc(n ? n : 1, sizeof(*ids));
+        if (!ids) {
+                pthread_mutex_unlock(&en->ctrs.lock);
+                return -ENOMEM;
+        }
+        for (struct ctr *c = en->ctrs.list; c; c = c->next)
+                if (is_running(c) || !strcmp(ctr_status(c), "removing"))
+                        snprintf(ids[k++], sizeof(ids[0]), "%s", c->id);
+        for (size_t i = 0; i < k; i++) {
+                struct ctr *c = ctr_find_locked(&en->ctrs, ids[i], NULL);
+                if (!c)
                         continue;
+                if (!strcmp(ctr_status(c), "removing")) {
+                        /* a removal the engine did not finish */
+                        remove_container_locked(en, c);
+                        continue;
+                }
                 Berth__Supervisor__GetTaskResponse *t = NULL;
                 struct rpc_status st;
                 pthread_mutex_unlock(&en->ctrs.lock);
@@ -2032,6 +2138,10 @@ int engine_containers_init(struct engine *en)
                 if (t)
                         protobuf_c_message_free_unpacked(&t->base, NULL);
         }
+        free(ids);
+        /* those a previous engine removed but did not purge */
+        for (size_t i = 0; i < en->ctrs.n_leftovers; i++)
+                purge_spawn_locked(en, en->ctrs.leftovers[i]);
         /* those the engine left waiting out a restart backoff */
         for (struct ctr *c = en->ctrs.list; c; c = c->next)
                 if (!strcmp(ctr_status(c), "restarting"))

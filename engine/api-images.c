@@ -528,6 +528,8 @@ static enum MHD_Result image_delete(struct http_request *r)
         char **names = NULL, *cfg = NULL;
         const char *name = r->params[0];
         bool force = http_query_bool(r, "force", false);
+        /* the snapshots of containers just removed go first */
+        engine_purges_wait(r->engine);
         if (resolve_image(r->engine, name, &names, &cfg, &st) < 0)
                 return engine_reply_rpc_error(r, &st);
         size_t n = 0;
@@ -638,6 +640,7 @@ static enum MHD_Result images_prune(struct http_request *r)
         _cleanup_json_ json_t *f = NULL;
         if (filters_from_query(r, accepted, true, &f) < 0)
                 return MHD_YES;
+        engine_purges_wait(en);
         char err[256];
         bool pass;
         const char *dv = json_string_value(json_array_get(json_object_get(f, "dangling"), 0));

@@ -215,10 +215,20 @@ int ctr_add_locked(struct ctr_table *t, const char *name, json_t *doc, struct ct
         return 0;
 }
 
+static char *trash_path(struct ctr_table *t, const char *id)
+{
+        char *p = NULL;
+        return asprintf(&p, "%s/.removed-%s", t->root, id) < 0 ? NULL : p;
+}
+
 void ctr_remove_locked(struct ctr_table *t, struct ctr *c)
 {
         c->removed = true;
-        fs_rm_rf(c->dir);
+        c->trash = trash_path(t, c->id);
+        if (!c->trash || rename(c->dir, c->trash) < 0) {
+                /* no room for the name: delete it now */
+                fs_rm_rf(c->dir);
+        }
         for (struct ctr **p = &t->list; *p; p = &(*p)->next)
                 if (*p == c) {
                         *p = c->next;
@@ -228,6 +238,12 @@ void ctr_remove_locked(struct ctr_table *t, struct ctr *c)
         /* waiters may still hold c: records are freed at shutdown only */
         c->next = t->graveyard;
         t->graveyard = c;
+}
+
+int ctr_purge_dir(struct ctr_table *t, const char *id)
+{
+        _cleanup_free_ char *p = trash_path(t, id);
+        return p ? fs_rm_rf(p) : -ENOMEM;
 }
 
 static json_t *state(struct ctr *c)
@@ -288,6 +304,9 @@ int ctr_table_open(struct ctr_table *t, const char *data_root)
         pthread_mutex_init(&t->lock, NULL);
         pthread_cond_init(&t->changed, NULL);
         t->list = t->graveyard = NULL;
+        t->purging = 0;
+        t->leftovers = NULL;
+        t->n_leftovers = 0;
         if (asprintf(&t->root, "%s/engine/containers", data_root) < 0)
                 return -ENOMEM;
         int r = fs_mkdir_p(t->root, 0700);
@@ -297,6 +316,15 @@ int ctr_table_open(struct ctr_table *t, const char *data_root)
         if (!d)
                 return -errno;
         for (struct dirent *de; (de = readdir(d));) {
+                if (!strncmp(de->d_name, ".removed-", 9) && strlen(de->d_name + 9) == 64) {
+                        /* removed, not yet purged when the engine stopped */
+                        char(*l)[65] = realloc(t->leftovers, (t->n_leftovers + 1) * sizeof(*l));
+                        if (!l)
+                                return -ENOMEM;
+                        t->leftovers = l;
+                        snprintf(l[t->n_leftovers++], 65, "%s", de->d_name + 9);
+                        continue;
+                }
                 if (de->d_name[0] == '.' || strlen(de->d_name) != 64)
                         continue;
                 _cleanup_free_ char *path = NULL;
@@ -329,6 +357,7 @@ static void free_list(struct ctr *c)
                 struct ctr *next = c->next;
                 json_decref(c->doc);
                 free(c->dir);
+                free(c->trash);
                 free(c);
                 c = next;
         }
@@ -339,5 +368,6 @@ void ctr_table_close(struct ctr_table *t)
         free_list(t->list);
         free_list(t->graveyard);
         t->list = t->graveyard = NULL;
+        free(t->leftovers);
         free(t->root);
 }

@@ -18,6 +18,7 @@ struct ctr {
         char id[65];
         json_t *doc;          /* the inspect document (Id, Name, State, Config, HostConfig, ...) */
         char *dir;            /* <data root>/engine/containers/<id> */
+        char *trash;          /* <data root>/engine/containers/.removed-<id>, once removed */
         unsigned attach_pending;   /* attach clients waiting for the task to exist */
         unsigned attach_ready;     /* of those, connected to the shim */
         bool task;            /* a task exists in the supervisor */
@@ -36,6 +37,9 @@ struct ctr_table {
         struct ctr *list;
         struct ctr *graveyard;  /* removed ones: waiters may still hold them */
         char *root;           /* <data root>/engine/containers */
+        unsigned purging;     /* removed containers whose resources are still being freed */
+        char (*leftovers)[65];  /* ids of those a previous engine left half-purged */
+        size_t n_leftovers;
 };
 
 int ctr_table_open(struct ctr_table *t, const char *data_root);
@@ -48,7 +52,15 @@ struct ctr *ctr_find_locked(struct ctr_table *t, const char *ref, bool *ambiguou
 /* A new record (id and name chosen unless name is given; -EEXIST when the
  * name is taken). doc is taken over. */
 int ctr_add_locked(struct ctr_table *t, const char *name, json_t *doc, struct ctr **ret);
+/* Takes c out of the table: its name is free and lookups miss it at once.
+ * Its directory is renamed to c->trash (one rename, so a kill -9 leaves
+ * it whole or moved), for ctr_purge_dir to delete once the supervisor's
+ * share is gone; ctr_table_open lists what a dead engine left there in
+ * t->leftovers. */
 void ctr_remove_locked(struct ctr_table *t, struct ctr *c);
+/* Deletes the moved directory of a removed container (or of a leftover
+ * id). Needs no lock: nobody else uses it. */
+int ctr_purge_dir(struct ctr_table *t, const char *id);
 
 /* Writes c's document to disk, atomically (a kill -9 leaves the old or
  * the new one). ctr_save_locked also makes it durable (fsync of the file

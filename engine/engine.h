@@ -96,6 +96,13 @@ extern const size_t engine_df_n_routes;
 int engine_containers_init(struct engine *en);
 /* Stops every running container (live-restore false, at shutdown). */
 void engine_containers_stop_all(struct engine *en);
+/* Waits (a minute at most) until removed containers are purged from the
+ * supervisor: before what counts their snapshots (rmi, image prune). */
+void engine_purges_wait(struct engine *en);
+/* Waits (a minute at most) while the task of c's last run is being
+ * deleted after its exit, so that what needs the task gone (a start, a
+ * mount of its snapshot) finds it gone. Call with en->ctrs.lock held. */
+void engine_ctr_settle_locked(struct engine *en, struct ctr *c);
 /* Watches a started task until it exits (a thread of its own). */
 void engine_watch_task(struct engine *en, struct ctr *c);
 /* The entry of GET /containers/json for c (ContainerSummary, without the

@@ -69,6 +69,7 @@ struct task {
         unsigned monitors;           /* monitor threads using client (init and execs) */
         unsigned users;              /* handlers in a call on client (shim_acquire) */
         struct exec_proc *execs;
+        pthread_cond_t cond;         /* this task's changes: exits, monitors and users done, removal */
         unsigned refs;
         struct task *next;
 };
@@ -77,7 +78,7 @@ struct supervisor_tasks {
         struct supervisor *s;
         struct container_store *cs;
         pthread_mutex_t lock;        /* the list, every task's fields, refs */
-        pthread_cond_t cond;         /* an exit recorded, a monitor ended, a task removed */
+        pthread_cond_t cond;         /* a monitor ended (the count of threads), stopping */
         pthread_mutex_t ctr_lock;    /* a container's delete vs. a task's create for it */
         struct task *tasks;
         bool stopping;
@@ -151,6 +152,7 @@ static void task_free(struct task *t)
         free(t->runtime);
         free(t->runtime_root);
         free(t->attach);
+        pthread_cond_destroy(&t->cond);
         free(t);
 }
 
@@ -201,10 +203,10 @@ static void unlink_locked(struct supervisor_tasks *reg, struct task *t)
                 if (*p == t) {
                         *p = t->next;
                         t->removed = true;
+                        pthread_cond_broadcast(&t->cond);
                         task_unref_locked(t);
                         break;
                 }
-        pthread_cond_broadcast(&reg->cond);
 }
 
 static struct exec_proc *exec_find_locked(struct task *t, const char *exec_id)
@@ -227,7 +229,7 @@ static bool record_exit(struct task *t, const struct task_exit *x)
                 t->exit = *x;
                 t->status = STATUS(STOPPED);
         }
-        pthread_cond_broadcast(&reg->cond);
+        pthread_cond_broadcast(&t->cond);
         pthread_mutex_unlock(&reg->lock);
         return first;
 }
@@ -312,7 +314,7 @@ static void monitor_end(struct task *t, struct exec_proc *x)
                 t->monitored = false;
         t->monitors--;
         reg->threads--;
-        pthread_cond_broadcast(&reg->cond);
+        pthread_cond_broadcast(&t->cond);
         task_unref_locked(t);
         pthread_mutex_unlock(&reg->lock);
 }
@@ -345,7 +347,7 @@ static void *monitor_run(void *arg)
                                 pthread_mutex_lock(&reg->lock);
                                 xp->exited = true;
                                 xp->exit = x;
-                                pthread_cond_broadcast(&reg->cond);
+                                pthread_cond_broadcast(&t->cond);
                                 pthread_mutex_unlock(&reg->lock);
                                 publish_task(s, "/tasks/exit", t->id, m->exec_id, x.pid, &x);
                         } else if (record_exit(t, &x)) {
@@ -367,7 +369,7 @@ static void *monitor_run(void *arg)
                         pthread_mutex_lock(&reg->lock);
                         xp->exited = true;
                         xp->exit = x;
-                        pthread_cond_broadcast(&reg->cond);
+                        pthread_cond_broadcast(&t->cond);
                         pthread_mutex_unlock(&reg->lock);
                         break;
                 }
@@ -507,6 +509,8 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
                 goto fail;
         }
         t = calloc(1, sizeof(*t));
+        if (t)
+                pthread_cond_init(&t->cond, NULL);
         if (!t) {
                 pthread_mutex_unlock(&reg->ctr_lock);
                 berr_set(&e, ENOMEM, "task");
@@ -544,17 +548,14 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
 
         json_t *spec = json_object_get(rec, "spec");
         t->terminal = json_is_true(json_object_get(json_object_get(spec, "process"), "terminal"));
-        const char *key = json_string_value(json_object_get(rec, "snapshot_key"));
-        if (snapshot_overlay_mounts(s->sn, str_or(key, req->id), &mnt, &e) < 0) {
-                berr_prefix(&e, "task \"%s\": snapshot", req->id);
-                goto fail;
-        }
         /* leftovers of an earlier attempt that a crash interrupted */
         task_bundle_remove(t->bundle, NULL);
-        if (task_bundle_create(t->bundle, spec, &mnt, &e) < 0) {
+        if (task_bundle_create_config(t->bundle, spec, &e) < 0) {
                 berr_prefix(&e, "task \"%s\": bundle", req->id);
                 goto fail;
         }
+        /* the shim starts up while the rootfs is mounted: it needs only
+         * config.json before shim.Create */
         json_get_strv(rec, "container", "log_opts", &log_opts, NULL);
         struct task_shim_args a = {
                 .id = t->id,
@@ -565,8 +566,28 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
                 .log_path = json_string_value(json_object_get(rec, "log_path")),
                 .log_opts = log_opts,
         };
-        if (task_shim_spawn(s->shim_binary, &a, &e) < 0)
+        struct task_shim_spawn sp;
+        if (task_shim_spawn_start(s->shim_binary, &a, &sp, &e) < 0)
                 goto fail_bundle;
+        const char *key = json_string_value(json_object_get(rec, "snapshot_key"));
+        int br = snapshot_overlay_mounts(s->sn, str_or(key, req->id), &mnt, &e);
+        if (br < 0)
+                berr_prefix(&e, "task \"%s\": snapshot", req->id);
+        else if ((br = task_bundle_mount_rootfs(t->bundle, &mnt, &e)) < 0)
+                berr_prefix(&e, "task \"%s\": bundle", req->id);
+        struct berr se = { 0 };
+        int sr = task_shim_spawn_finish(&sp, &se);
+        if (br < 0) {
+                if (sr == 0 && task_shim_connect(t->state_dir, &t->client, &se) < 0)
+                        log_warn("supervisor: task \"%s\": %s", t->id, se.msg);
+                if (sr == 0)
+                        create_undo_shim(t);
+                goto fail_bundle;
+        }
+        if (sr < 0) {
+                e = se;
+                goto fail_bundle;
+        }
         if (task_shim_connect(t->state_dir, &t->client, &e) < 0)
                 goto fail_shim;
         Berth__Shim__CreateRequest cr = BERTH__SHIM__CREATE_REQUEST__INIT;
@@ -644,7 +665,7 @@ static void shim_release(struct task *t)
 {
         pthread_mutex_lock(&t->reg->lock);
         t->users--;
-        pthread_cond_broadcast(&t->reg->cond);
+        pthread_cond_broadcast(&t->cond);
         pthread_mutex_unlock(&t->reg->lock);
 }
 
@@ -1118,7 +1139,7 @@ static void h_task_wait_slow(struct rpc_call *call, const ProtobufCMessage *requ
                         until.tv_sec++;
                         until.tv_nsec -= 1000000000L;
                 }
-                pthread_cond_timedwait(&reg->cond, &reg->lock, &until);
+                pthread_cond_timedwait(&t->cond, &reg->lock, &until);
         }
         task_unref(t);
 }
@@ -1158,7 +1179,7 @@ static void delete_exec(struct rpc_call *call, struct supervisor *s, struct task
                         exec_free(d);
                         break;
                 }
-        pthread_cond_broadcast(&s->tasks->cond);
+        pthread_cond_broadcast(&t->cond);
         pthread_mutex_unlock(&s->tasks->lock);
         Berth__Supervisor__DeleteTaskResponse r = BERTH__SUPERVISOR__DELETE_TASK_RESPONSE__INIT;
         r.exit_code = x.code;
@@ -1231,7 +1252,7 @@ static void h_task_delete_slow(struct rpc_call *call, const ProtobufCMessage *re
                                 until.tv_sec++;
                                 until.tv_nsec -= 1000000000L;
                         }
-                        pthread_cond_timedwait(&reg->cond, &reg->lock, &until);
+                        pthread_cond_timedwait(&t->cond, &reg->lock, &until);
                 }
                 struct rpc_client *client = t->monitors == 0 && t->users == 0 ? t->client : NULL;
                 if (client)
@@ -1396,6 +1417,8 @@ static void recover_shim(struct supervisor *s, const char *id)
                 return;
         }
         struct task *t = calloc(1, sizeof(*t));
+        if (t)
+                pthread_cond_init(&t->cond, NULL);
         const char *runtime = runtime_of(s, rec);
         if (!t || !(t->id = strdup(id)) || asprintf(&t->bundle, "%s/bundles/%s", s->exec_root, id) < 0 ||
             !(t->state_dir = strdup(state_dir)) || asprintf(&t->attach, "%s/attach.sock", state_dir) < 0 ||
@@ -1490,6 +1513,8 @@ void supervisor_tasks_fini(struct supervisor *s)
         pthread_mutex_lock(&reg->lock);
         reg->stopping = true;
         pthread_cond_broadcast(&reg->cond);
+        for (struct task *t = reg->tasks; t; t = t->next)
+                pthread_cond_broadcast(&t->cond);
         unsigned running = reg->threads;
         if (running == 0) {
                 while (reg->tasks) {

@@ -51,7 +51,7 @@ static int mount_rootfs(const char *rootfs, const struct snapshot_mount *m, stru
         return 0;
 }
 
-int task_bundle_create(const char *bundle, const json_t *spec, const struct snapshot_mount *m, struct berr *e)
+int task_bundle_create_config(const char *bundle, const json_t *spec, struct berr *e)
 {
         _cleanup_free_ char *rootfs = NULL, *config = NULL;
         if (asprintf(&rootfs, "%s/rootfs", bundle) < 0 || asprintf(&config, "%s/config.json", bundle) < 0)
@@ -76,12 +76,15 @@ int task_bundle_create(const char *bundle, const json_t *spec, const struct snap
                 fs_rm_rf(bundle);
                 return berr_set(e, -r, "cannot write \"%s\"", config);
         }
-        r = mount_rootfs(rootfs, m, e);
-        if (r < 0) {
-                fs_rm_rf(bundle);
-                return r;
-        }
         return 0;
+}
+
+int task_bundle_mount_rootfs(const char *bundle, const struct snapshot_mount *m, struct berr *e)
+{
+        _cleanup_free_ char *rootfs = NULL;
+        if (asprintf(&rootfs, "%s/rootfs", bundle) < 0)
+                return berr_set(e, ENOMEM, "bundle");
+        return mount_rootfs(rootfs, m, e);
 }
 
 int task_bundle_remove(const char *bundle, struct berr *e)

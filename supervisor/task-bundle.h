@@ -8,9 +8,12 @@
 #include "err.h"
 #include "snapshot-overlay.h"
 
-/* Writes config.json (spec with root.path = "rootfs") and mounts m on
- * rootfs. On failure nothing is left behind. */
-int task_bundle_create(const char *bundle, const json_t *spec, const struct snapshot_mount *m, struct berr *e);
+/* A bundle in two steps, so that the shim can start up in between:
+ * config.json (spec with root.path = "rootfs") and an empty rootfs (on
+ * failure nothing is left behind), then m mounted on rootfs (on failure
+ * the caller removes the bundle). */
+int task_bundle_create_config(const char *bundle, const json_t *spec, struct berr *e);
+int task_bundle_mount_rootfs(const char *bundle, const struct snapshot_mount *m, struct berr *e);
 
 /* Unmounts rootfs (every mount stacked there) and removes the bundle; the
  * files of the rootfs are never removed through a mount that is still

@@ -21,18 +21,19 @@
 
 extern char **environ;
 
-static int spawn_wait(const char *path, char *const *argv, bool search, char *out, size_t out_len, int *ret_status)
+/* Starts path with stdin on /dev/null and stdout+stderr on a pipe (*ret_out)
+ * or /dev/null (ret_out NULL); spawn_finish collects it. */
+static int spawn_start(const char *path, char *const *argv, bool search, int *ret_out, pid_t *ret_pid)
 {
         int p[2] = { -1, -1 };
         posix_spawn_file_actions_t fa;
-        pid_t pid;
         int r;
 
-        if (out && pipe2(p, O_CLOEXEC) < 0)
+        if (ret_out && pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        if (out) {
+        if (ret_out) {
                 posix_spawn_file_actions_adddup2(&fa, p[1], 1);
                 posix_spawn_file_actions_adddup2(&fa, p[1], 2);
         } else {
@@ -47,22 +48,32 @@ static int spawn_wait(const char *path, char *const *argv, bool search, char *ou
         posix_spawnattr_setsigmask(&at, &none);
         posix_spawnattr_setsigdefault(&at, &all);
         posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        r = search ? posix_spawnp(&pid, path, &fa, &at, argv, environ) : posix_spawn(&pid, path, &fa, &at, argv, environ);
+        r = search ? posix_spawnp(ret_pid, path, &fa, &at, argv, environ)
+                   : posix_spawn(ret_pid, path, &fa, &at, argv, environ);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&at);
-        if (out)
+        if (ret_out)
                 close(p[1]);
         if (r != 0) {
-                if (out)
+                if (ret_out)
                         close(p[0]);
                 return -r;
         }
+        if (ret_out)
+                *ret_out = p[0];
+        return 0;
+}
+
+/* Reads what the process wrote to out_fd (closed here; -1: none) into out
+ * (NUL-terminated, cut to out_len), then reaps it. */
+static int spawn_finish(pid_t pid, int out_fd, char *out, size_t out_len, int *ret_status)
+{
         size_t n = 0;
-        if (out) {
+        if (out_fd >= 0) {
                 char junk[512];
                 for (;;) {
                         bool room = n + 1 < out_len;
-                        ssize_t k = read(p[0], room ? out + n : junk, room ? out_len - n - 1 : sizeof(junk));
+                        ssize_t k = read(out_fd, room ? out + n : junk, room ? out_len - n - 1 : sizeof(junk));
                         if (k < 0 && errno == EINTR)
                                 continue;
                         if (k <= 0)
@@ -71,7 +82,7 @@ static int spawn_wait(const char *path, char *const *argv, bool search, char *ou
                                 n += (size_t) k;
                 }
                 out[n] = '\0';
-                close(p[0]);
+                close(out_fd);
         }
         int st;
         while (waitpid(pid, &st, 0) < 0)
@@ -81,7 +92,16 @@ static int spawn_wait(const char *path, char *const *argv, bool search, char *ou
         return 0;
 }
 
-int task_shim_spawn(const char *shim_binary, const struct task_shim_args *a, struct berr *e)
+static int spawn_wait(const char *path, char *const *argv, bool search, char *out, size_t out_len, int *ret_status)
+{
+        int fd = -1;
+        pid_t pid;
+        int r = spawn_start(path, argv, search, out ? &fd : NULL, &pid);
+        return r < 0 ? r : spawn_finish(pid, fd, out, out_len, ret_status);
+}
+
+int task_shim_spawn_start(const char *shim_binary, const struct task_shim_args *a, struct task_shim_spawn *ret,
+                          struct berr *e)
 {
         const char *argv[64];
         size_t n = 0;
@@ -108,11 +128,25 @@ int task_shim_spawn(const char *shim_binary, const struct task_shim_args *a, str
         }
         argv[n] = NULL;
 
-        char out[2048];
-        int st = 0;
-        int r = spawn_wait(shim_binary, (char *const *) argv, strchr(shim_binary, '/') == NULL, out, sizeof(out), &st);
+        *ret = (struct task_shim_spawn) { .pid = -1, .out_fd = -1, .binary = shim_binary, .id = a->id };
+        int r = spawn_start(shim_binary, (char *const *) argv, strchr(shim_binary, '/') == NULL, &ret->out_fd,
+                            &ret->pid);
         if (r < 0)
                 return berr_set(e, -r, "shim: cannot run \"%s\"", shim_binary);
+        return 0;
+}
+
+int task_shim_spawn_finish(struct task_shim_spawn *sp, struct berr *e)
+{
+        char out[2048] = "";
+        int st = 0;
+        if (sp->pid < 0)
+                return berr_setx(e, EINVAL, "shim: not started");
+        int r = spawn_finish(sp->pid, sp->out_fd, out, sizeof(out), &st);
+        sp->pid = -1;
+        sp->out_fd = -1;
+        if (r < 0)
+                return berr_set(e, -r, "shim: waiting for \"%s\"", sp->binary);
         if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
                 return 0;
         size_t len = strlen(out);
@@ -122,9 +156,9 @@ int task_shim_spawn(const char *shim_binary, const struct task_shim_args *a, str
         if (strncmp(msg, "berth-shim: ", 12) == 0)
                 msg += 12;
         if (WIFSIGNALED(st))
-                return berr_setx(e, EIO, "shim: \"%s\" was killed by signal %d%s%s", shim_binary, WTERMSIG(st),
+                return berr_setx(e, EIO, "shim: \"%s\" was killed by signal %d%s%s", sp->binary, WTERMSIG(st),
                                  *msg ? ": " : "", msg);
-        return berr_setx(e, EIO, "shim: failed to start for \"%s\": %s", a->id, *msg ? msg : "no reason given");
+        return berr_setx(e, EIO, "shim: failed to start for \"%s\": %s", sp->id, *msg ? msg : "no reason given");
 }
 
 int task_shim_connect(const char *state_dir, struct rpc_client **ret, struct berr *e)

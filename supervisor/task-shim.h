@@ -21,9 +21,20 @@ struct task_shim_args {
         char *const *log_opts;      /* NULL-terminated, may be NULL */
 };
 
-/* Runs "berth-shim ..." and waits until it serves (its first process
- * exits 0) or fails ("shim: <its reason>"). */
-int task_shim_spawn(const char *shim_binary, const struct task_shim_args *a, struct berr *e);
+/* Runs "berth-shim ..."; task_shim_spawn_finish waits until it serves
+ * (its first process exits 0) or failed ("shim: <its reason>"), and must
+ * follow every successful start. In between the caller may prepare the
+ * bundle, which the shim reads only at shim.Create: its start-up runs
+ * meanwhile. */
+struct task_shim_spawn {
+        pid_t pid;
+        int out_fd;
+        const char *binary;
+        const char *id;
+};
+int task_shim_spawn_start(const char *shim_binary, const struct task_shim_args *a, struct task_shim_spawn *ret,
+                          struct berr *e);
+int task_shim_spawn_finish(struct task_shim_spawn *sp, struct berr *e);
 
 /* Connects to <state_dir>/shim.sock. */
 int task_shim_connect(const char *state_dir, struct rpc_client **ret, struct berr *e);

@@ -9,8 +9,10 @@
 #      (totals);
 #   4. `docker ps -a` with PS_N (default 500) created containers, beside
 #      `docker version` (the client's own floor).
-# Containers use --network none on both sides (berth has no bridge
-# networking yet; dockerd runs with --bridge=none).
+# Containers use --network none on both sides (dockerd runs with
+# --bridge=none; bench-engine-net.sh measures bridge networking). Both exec
+# roots are on a tmpfs, as /run is on a usual host (BENCH_EXEC_TMPFS=0: on
+# disk).
 # Targets (issue 7): run --rm <= 1/5 of dockerd's time; 50 x run -d and
 # rm -f <= 1/5; idle RSS <= 16 MB.
 #
@@ -47,6 +49,11 @@ for d in "${bench_dockerd_host_dirs[@]}"; do [ -e "$d" ] || created_dirs+=("$d")
 br=$tmp/berth
 # the exec root holds the shims' unix sockets (108 bytes at most): short
 brun=$(mktemp -d /tmp/bbe.XXXXXX)
+# Both exec roots (run-time state: bundles, shim and runtime state, sockets)
+# on a tmpfs, as /run is on a usual host (not on this VM, where /run is on
+# the root ext4); BENCH_EXEC_TMPFS=0 keeps them on disk.
+export BENCH_EXEC_TMPFS=${BENCH_EXEC_TMPFS:-1}
+if [ "$BENCH_EXEC_TMPFS" = 1 ]; then mount -t tmpfs -o mode=0711 bench-exec "$brun"; fi
 
 # shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
@@ -58,6 +65,7 @@ cleanup() {
     grep -F " $tmp/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
     for d in "${created_dirs[@]}"; do rmdir "$d" 2>/dev/null; done
     grep -F " $brun/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
+    if mountpoint -q "$brun"; then umount -l "$brun"; fi
     rm -rf --one-file-system "$tmp" "$brun"
 }
 trap cleanup EXIT

@@ -79,10 +79,14 @@ dk_pid=""
 
 dockerd_cli() { DOCKER_CONFIG=$dk/cli "$DOCKER_CLI" -H "unix://$dk/docker.sock" "$@"; }
 
+# bench_dockerd_start DIR [dockerd options...]: dockerd with its data root,
+# exec root and socket under DIR. With BENCH_EXEC_TMPFS=1 its exec root is a
+# tmpfs, as /run is on a usual host.
 bench_dockerd_start() {
     dk=$1
     shift
     mkdir -p "$dk/data" "$dk/exec" "$dk/cli"
+    if [ "${BENCH_EXEC_TMPFS:-0}" = 1 ]; then mount -t tmpfs -o mode=0711 bench-exec "$dk/exec"; fi
     echo "{\"deprecated-key-path\": \"$dk/key.json\"}" >"$dk/daemon.json"
     dockerd --config-file "$dk/daemon.json" --data-root "$dk/data" --exec-root "$dk/exec" \
         -H "unix://$dk/docker.sock" --pidfile "$dk/docker.pid" \

@@ -1,10 +1,11 @@
 """Container and exec lifecycle details a Docker user sees: exec events and
 ExecIDs, the storage driver's name, what rmi leaves on disk, prune
-filters."""
+filters, removals purged behind the answer."""
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -178,3 +179,61 @@ def test_system_prune_and_security_options(stack, name):
     assert stack.docker("inspect", name, check=False).returncode != 0
     info = json.loads(stack.docker("info", "--format", "{{json .}}").stdout)
     assert "name=seccomp,profile=default" in info["SecurityOptions"], info["SecurityOptions"]
+
+
+def _supervisor_containers(stack):
+    ctr = os.path.join(os.path.dirname(stack.sup_bin), "berth-ctr")
+    out = subprocess.run([ctr, "--address", f"ipc://{stack.run}/supervisor.sock", "--json", "containers", "ls"],
+                         capture_output=True, text=True, check=True).stdout
+    return {c["id"] for c in json.loads(out).get("containers", [])}
+
+
+def _until(pred, timeout=10):
+    deadline = time.time() + timeout
+    while not pred():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_removal_is_seen_at_once_and_purged_behind(stack, name):
+    """docker rm answers once the container is gone for every client (name
+    free, 404, a destroy event); its supervisor container, snapshot and
+    directory go right behind it (docs/decisions.md), and rmi waits for
+    that."""
+    cid = stack.docker("run", "-d", "--name", name, "--network", "none", stack.image, "sleep", "60").stdout.strip()
+    stack.docker("rm", "-f", name)
+    assert stack.docker("inspect", name, check=False).returncode != 0
+    # the name is free at once
+    again = stack.docker("create", "--name", name, "--network", "none", stack.image, "true").stdout.strip()
+    assert again != cid
+    assert _until(lambda: cid not in _supervisor_containers(stack))
+    ctrs = stack.root / "engine" / "containers"
+    assert _until(lambda: not (ctrs / cid).exists() and not (ctrs / f".removed-{cid}").exists())
+    stack.docker("rm", name)
+    # --rm: gone from the supervisor too, shortly after the run returns
+    out = stack.docker("run", "--rm", "--network", "none", stack.image, "echo", "hi").stdout
+    assert out == "hi\n"
+    assert _until(lambda: not [d for d in os.listdir(ctrs) if d.startswith(".removed-")])
+
+
+def test_a_purge_the_engine_did_not_finish_is_done_at_its_next_start(stack, name):
+    """A kill -9 of the engine between a removal and its purge: the next
+    engine finishes it (the supervisor's container and the directory go)."""
+    cid = stack.docker("create", "--name", name, "--network", "none", stack.image, "true").stdout.strip()
+    ctrs = stack.root / "engine" / "containers"
+    # the supervisor cannot answer: the purge waits on it
+    stack.sup.send_signal(signal.SIGSTOP)
+    try:
+        stack.docker("rm", name, timeout=30)
+        assert (ctrs / f".removed-{cid}").is_dir()
+        stack.kill9("engine")
+    finally:
+        stack.sup.send_signal(signal.SIGCONT)
+    # only the next engine can take the moved directory away
+    assert (ctrs / f".removed-{cid}").is_dir()
+    stack.start_engine()
+    assert _until(lambda: cid not in _supervisor_containers(stack))
+    assert _until(lambda: not (ctrs / f".removed-{cid}").exists())
+    assert stack.docker("inspect", name, check=False).returncode != 0
