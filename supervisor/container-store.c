@@ -70,9 +70,9 @@ static int record_path(struct container_store *cs, const char *id, char **ret, s
         return 0;
 }
 
-static int write_record(const char *path, json_t *rec, struct berr *e)
+static int write_record(const char *path, json_t *rec, int fs_flags, struct berr *e)
 {
-        int r = json_write_atomic(path, rec, JSON_INDENT(1) | JSON_SORT_KEYS, 0600);
+        int r = json_write_atomic_ex(path, rec, JSON_INDENT(1) | JSON_SORT_KEYS, 0600, fs_flags);
         if (r < 0)
                 return berr_set(e, -r, "cannot write \"%s\"", path);
         return 0;
@@ -89,7 +89,7 @@ int container_store_create(struct container_store *cs, json_t *rec, struct berr 
         if (access(path, F_OK) == 0)
                 r = berr_setx(e, EEXIST, "container \"%s\" already exists", id);
         else
-                r = write_record(path, rec, e);
+                r = write_record(path, rec, 0, e);
         pthread_mutex_unlock(&cs->lock);
         return r;
 }
@@ -105,7 +105,7 @@ int container_store_put(struct container_store *cs, json_t *rec, struct berr *e)
         if (access(path, F_OK) < 0)
                 r = berr_setx(e, ENOENT, "container \"%s\" not found", id);
         else
-                r = write_record(path, rec, e);
+                r = write_record(path, rec, FS_WRITE_DURABLE, e);
         pthread_mutex_unlock(&cs->lock);
         return r;
 }

@@ -28,7 +28,10 @@ bool container_id_valid(const char *id);
 int container_store_open(const char *root, struct container_store **ret, struct berr *e);
 void container_store_free(struct container_store *cs);
 
-/* Records rec (its "id" names it); -EEXIST when the id is taken. */
+/* Records rec (its "id" names it); -EEXIST when the id is taken. The
+ * write is atomic, not durable: the create's intent record, made durable
+ * by the container_store_put that completes the create (see
+ * docs/decisions.md). container_store_put is durable. */
 int container_store_create(struct container_store *cs, json_t *rec, struct berr *e);
 /* Replaces the record of rec's id; -ENOENT when there is none. */
 int container_store_put(struct container_store *cs, json_t *rec, struct berr *e);
