@@ -344,6 +344,16 @@ int attach_server_start(struct shim *s, const char *path, struct attach_server *
         return 0;
 }
 
+int attach_server_moved(struct attach_server *a, const char *path)
+{
+        char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        free(a->path);
+        a->path = p;
+        return 0;
+}
+
 void attach_server_free(struct attach_server *a)
 {
         if (!a)

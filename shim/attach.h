@@ -24,6 +24,9 @@ struct attach_server;
 
 int attach_server_start(struct shim *s, const char *path, struct attach_server **ret, struct berr *e);
 void attach_server_free(struct attach_server *a);
+/* The socket's file was moved to path (its directory renamed): the name
+ * the server removes at the end. */
+int attach_server_moved(struct attach_server *a, const char *path);
 
 /* Output of io's process, to its clients. */
 void attach_broadcast(struct io *io, enum jlog_stream kind, const void *data, size_t len);

@@ -39,6 +39,7 @@ static void usage(FILE *f)
 {
         fprintf(f,
                 "Usage: berth-shim --id ID --bundle DIR [options]\n"
+                "       berth-shim --spare --state-dir DIR [options]\n"
                 "\n"
                 "  --id ID               container id\n"
                 "  --bundle DIR          OCI bundle (config.json, rootfs)\n"
@@ -48,12 +49,15 @@ static void usage(FILE *f)
                 "  --log-path FILE       container output in Docker's json-file format\n"
                 "  --log-opt KEY=VALUE   max-size=SIZE (k, m, g), max-file=N\n"
                 "  --shim-log FILE       the shim's own log (default: <state dir>/shim.log)\n"
+                "  --spare               serve without a container until shim.Adopt gives one\n"
+                "                        (the caller renames DIR to the container's state dir)\n"
                 "  --debug               debug messages in the shim's log\n"
                 "  --foreground          do not detach (for debugging)\n"
                 "  --version, --help\n");
 }
 
 struct options {
+        bool spare;
         bool foreground;
         bool debug;
         const char *shim_log;
@@ -83,6 +87,7 @@ static int parse_args(int argc, char **argv, struct shim *s, struct options *o)
                 { "log-opt", required_argument, NULL, 'o' },
                 { "shim-log", required_argument, NULL, 'L' },
                 { "debug", no_argument, NULL, 'd' },
+                { "spare", no_argument, NULL, 'S' },
                 { "foreground", no_argument, NULL, 'f' },
                 { "version", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
@@ -126,6 +131,9 @@ static int parse_args(int argc, char **argv, struct shim *s, struct options *o)
                 case 'd':
                         o->debug = true;
                         break;
+                case 'S':
+                        o->spare = true;
+                        break;
                 case 'f':
                         o->foreground = true;
                         break;
@@ -139,6 +147,14 @@ static int parse_args(int argc, char **argv, struct shim *s, struct options *o)
                         usage(stderr);
                         return -1;
                 }
+        }
+        if (o->spare) {
+                /* the container comes with shim.Adopt */
+                if (optind < argc || s->id || bundle || !state_dir) {
+                        usage(stderr);
+                        return -1;
+                }
+                return (s->state_dir = strdup(state_dir)) ? 0 : -1;
         }
         if (optind < argc || !s->id || !bundle) {
                 usage(stderr);
@@ -270,6 +286,86 @@ static void stop_children(struct shim *s)
         rt_abandon_all(s);
 }
 
+/* What shim.Adopt gave a spare: freed at the end. */
+static struct {
+        char *id, *bundle, *runtime, *runtime_root, *state_dir, *log_path;
+} adopted;
+
+static void adoption_free(void)
+{
+        free(adopted.id);
+        free(adopted.bundle);
+        free(adopted.runtime);
+        free(adopted.runtime_root);
+        free(adopted.state_dir);
+        free(adopted.log_path);
+}
+
+int shim_adopt(struct shim *s, const struct adoption *a, struct berr *e)
+{
+        if (s->id)
+                return berr_setx(e, EEXIST, "this shim serves container \"%s\" already", s->id);
+        if (!a->id || !valid_id(a->id))
+                return berr_setx(e, EINVAL, "invalid container id \"%s\"", a->id ? a->id : "");
+        if (!a->state_dir || !*a->state_dir || !a->runtime || !*a->runtime)
+                return berr_setx(e, EINVAL, "a state dir and a runtime are needed");
+        /* the caller moved our state dir there: our pid file says so */
+        _cleanup_free_ char *pid_path = NULL, *pid_text = NULL;
+        if (asprintf(&pid_path, "%s/shim.pid", a->state_dir) < 0)
+                return berr_set(e, ENOMEM, "adopt");
+        if (fs_read_file(pid_path, 64, &pid_text, NULL) < 0 || atoi(pid_text) != (int) getpid())
+                return berr_setx(e, EINVAL, "\"%s\" is not this shim's state dir (rename it there first)",
+                                 a->state_dir);
+        struct jlog_opts lo = { .max_file = 1 };
+        for (size_t i = 0; i < a->n_log_opts; i++)
+                if (jlog_parse_opt(&lo, a->log_opts[i], e) < 0)
+                        return -EINVAL;
+        _cleanup_free_ char *bundle = realpath(a->bundle ? a->bundle : "", NULL);
+        if (!bundle)
+                return berr_set(e, errno, "bundle \"%s\"", a->bundle ? a->bundle : "");
+        char *old_bundle = s->bundle, *old_state_dir = s->state_dir;
+        s->bundle = bundle;
+        if (read_terminal(s) < 0) {
+                s->bundle = old_bundle;
+                return berr_setx(e, EINVAL, "bundle \"%s\": cannot read process.terminal from config.json", bundle);
+        }
+        struct jlog *log = NULL;
+        if (a->log_path && *a->log_path) {
+                _cleanup_free_ char *dir = strdup(a->log_path);
+                if (dir)
+                        fs_mkdir_p(dirname(dir), 0700);
+                if (jlog_open(a->log_path, &lo, &log, e) < 0) {
+                        s->bundle = old_bundle;
+                        return -EIO;
+                }
+        }
+        _cleanup_free_ char *attach_path = NULL;
+        if (asprintf(&attach_path, "%s/attach.sock", a->state_dir) < 0 ||
+            attach_server_moved(s->attach, attach_path) < 0 || !(adopted.id = strdup(a->id)) ||
+            !(adopted.runtime = strdup(a->runtime)) || !(adopted.state_dir = strdup(a->state_dir)) ||
+            (a->runtime_root && *a->runtime_root && !(adopted.runtime_root = strdup(a->runtime_root))) ||
+            (log && !(adopted.log_path = strdup(a->log_path)))) {
+                jlog_close(log);
+                s->bundle = old_bundle;
+                adoption_free();
+                memset(&adopted, 0, sizeof(adopted));
+                return berr_set(e, ENOMEM, "adopt");
+        }
+        adopted.bundle = TAKE_PTR(bundle);
+        s->bundle = adopted.bundle;
+        s->id = adopted.id;
+        s->runtime = adopted.runtime;
+        s->runtime_root = adopted.runtime_root;
+        s->state_dir = adopted.state_dir;
+        s->log_path = adopted.log_path;
+        s->log_opts = lo;
+        s->log = log;
+        (void) old_state_dir; /* main's: freed there */
+        log_info("shim: spare adopted: container \"%s\" (bundle \"%s\", runtime \"%s\") in \"%s\"", s->id,
+                 s->bundle, s->runtime, s->state_dir);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         struct shim s = { 0 };
@@ -288,7 +384,7 @@ int main(int argc, char **argv)
         _cleanup_free_ char *own_bundle = s.bundle, *own_state_dir = s.state_dir;
         if (r < 0)
                 return 2;
-        if (read_terminal(&s) < 0)
+        if (!o.spare && read_terminal(&s) < 0)
                 return 1;
         if ((r = fs_mkdir_p(s.state_dir, 0700)) < 0) {
                 log_error("cannot create state dir \"%s\": %s", s.state_dir, strerror(-r));
@@ -298,11 +394,16 @@ int main(int argc, char **argv)
         lockfd = lock_path ? open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
         if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
                 if (errno == EWOULDBLOCK)
-                        log_error("a shim for \"%s\" is already running (state dir \"%s\")", s.id, s.state_dir);
+                        log_error("a shim for \"%s\" is already running (state dir \"%s\")", s.id ? s.id : "(spare)",
+                                  s.state_dir);
                 else
                         log_error("cannot lock \"%s\": %m", lock_path ? lock_path : "shim.lock");
                 return 1;
         }
+        /* not needed again; freed before the forks, whose _exit would leave
+         * it behind in the processes that end there */
+        free(lock_path);
+        lock_path = NULL;
 
         if (!o.foreground && daemonize(&ready) < 0)
                 return 1;
@@ -388,8 +489,11 @@ int main(int argc, char **argv)
                 return 1;
         }
 
-        log_info("shim: serving container \"%s\" (bundle \"%s\", runtime \"%s\") on \"%s\"", s.id, s.bundle,
-                 s.runtime, sock_path);
+        if (o.spare)
+                log_info("shim: spare, serving on \"%s\" until a container is given", sock_path);
+        else
+                log_info("shim: serving container \"%s\" (bundle \"%s\", runtime \"%s\") on \"%s\"", s.id,
+                         s.bundle, s.runtime, sock_path);
         if (ready >= 0) {
                 report(ready, "ok");
                 close(ready);
@@ -414,13 +518,17 @@ int main(int argc, char **argv)
         attach_server_free(s.attach);
         jlog_close(s.log);
         loop_free(s.loop);
-        unlink(sock_path);
+        /* an adopted spare's files moved with its state dir */
+        _cleanup_free_ char *sock_now = shim_path(&s, "shim.sock"), *pid_now = shim_path(&s, "shim.pid");
+        if (sock_now)
+                unlink(sock_now);
         if (s.shutting_down) {
                 log_close();
                 fs_rm_rf(s.state_dir);
-        } else {
-                unlink(pid_path);
+        } else if (pid_now) {
+                unlink(pid_now);
         }
+        adoption_free();
         close(sigfd);
         close(lockfd);
         free(s.cg_memory);

@@ -26,11 +26,37 @@ static void h_connect(struct rpc_call *call, const ProtobufCMessage *request, vo
         struct shim *s = userdata;
         Berth__Shim__ConnectResponse r = BERTH__SHIM__CONNECT_RESPONSE__INIT;
         r.shim_pid = (uint32_t) getpid();
-        r.id = s->id;
-        r.bundle = s->bundle;
+        r.id = s->id ? s->id : "";
+        r.bundle = s->bundle ? s->bundle : "";
         r.runtime = s->runtime;
         r.version = BERTH_VERSION;
         r.task_pid = (uint32_t) s->init->pid;
+        rpc_call_reply(call, &r.base);
+}
+
+/* A spare shim does nothing but Connect, Adopt and Shutdown. */
+static bool adopted(struct shim *s, struct rpc_call *call)
+{
+        if (!s->id)
+                rpc_call_fail(call, RPC_FAILED_PRECONDITION, "shim: a spare shim has no container yet (shim.Adopt)");
+        return s->id != NULL;
+}
+
+static void h_adopt(struct rpc_call *call, const ProtobufCMessage *request, void *userdata)
+{
+        const Berth__Shim__AdoptRequest *req = (const void *) request;
+        struct shim *s = userdata;
+        struct berr e = { 0 };
+        struct adoption a = {
+                .id = req->id, .bundle = req->bundle, .runtime = req->runtime, .runtime_root = req->runtime_root,
+                .state_dir = req->state_dir, .log_path = req->log_path, .log_opts = req->log_opts,
+                .n_log_opts = req->n_log_opts,
+        };
+        if (shim_adopt(s, &a, &e) < 0) {
+                rpc_call_fail(call, rpc_code_from_errno(e.err), "shim: %s", e.msg);
+                return;
+        }
+        Berth__Shim__AdoptResponse r = BERTH__SHIM__ADOPT_RESPONSE__INIT;
         rpc_call_reply(call, &r.base);
 }
 
@@ -38,6 +64,8 @@ static void h_create(struct rpc_call *call, const ProtobufCMessage *request, voi
 {
         const Berth__Shim__CreateRequest *req = (const void *) request;
         struct shim *s = userdata;
+        if (!adopted(s, call))
+                return;
         proc_create(s->init, call, req->stdin, req->stdin_once);
 }
 
@@ -76,6 +104,8 @@ static void h_kill(struct rpc_call *call, const ProtobufCMessage *request, void 
 static void h_exec(struct rpc_call *call, const ProtobufCMessage *request, void *userdata)
 {
         const Berth__Shim__ExecRequest *req = (const void *) request;
+        if (!adopted(userdata, call))
+                return;
         proc_exec(userdata, call, req->exec_id, req->terminal, req->stdin, req->stdin_once, req->process_json.data,
                   req->process_json.len);
 }
@@ -223,6 +253,7 @@ const struct rpc_method shim_methods[] = {
         METHOD("Update", update, h_update),
         METHOD("Delete", delete, h_delete),
         METHOD("Shutdown", shutdown, h_shutdown),
+        METHOD("Adopt", adopt, h_adopt),
 };
 
 const size_t shim_n_methods = ARRAY_SIZE(shim_methods);

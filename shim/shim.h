@@ -99,6 +99,15 @@ struct shim {
         uint32_t shutdown_pipe;
 };
 
+/* main.c: a spare shim (--spare) takes its container (shim.Adopt); see
+ * AdoptRequest in shim.proto. */
+struct adoption {
+        const char *id, *bundle, *runtime, *runtime_root, *state_dir, *log_path;
+        char **log_opts;
+        size_t n_log_opts;
+};
+int shim_adopt(struct shim *s, const struct adoption *a, struct berr *e);
+
 /* "shim: <layer message>"-style helpers for paths in the state dir. */
 char *shim_path(const struct shim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

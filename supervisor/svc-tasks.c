@@ -83,7 +83,21 @@ struct supervisor_tasks {
         struct task *tasks;
         bool stopping;
         unsigned threads;            /* monitors running */
+        struct spare *spare;         /* a started shim waiting for a container, or NULL */
+        bool spare_thread;           /* spare_run keeps one ready */
+        unsigned spare_seq;
 };
+
+/* A shim started ahead (berth-shim --spare) in <exec_root>/shims/.spare-N,
+ * connected; CreateTask renames the dir and gives it the container
+ * (shim.Adopt), which takes its start-up off the path of a start. */
+struct spare {
+        char *dir;
+        struct rpc_client *client;
+};
+
+/* A spare lives this long unused, then goes: an idle daemon has none. */
+#define SPARE_IDLE_MS 10000
 
 /* ---------------------------------------------------------------- small helpers */
 
@@ -457,6 +471,165 @@ static void task_pb_locked(const struct task *t, Berth__Supervisor__Task *m)
 /* ---------------------------------------------------------------- tasks.Create */
 
 /* Rolls back a create that failed after the shim started. */
+static void spare_free(struct spare *sp, bool shut_down)
+{
+        if (!sp)
+                return;
+        if (shut_down && sp->client) {
+                Berth__Shim__ShutdownRequest sr = BERTH__SHIM__SHUTDOWN_REQUEST__INIT;
+                sr.now = true;
+                task_shim_call(sp->client, "shim.Shutdown", &sr.base, &berth__shim__shutdown_response__descriptor,
+                               5000, NULL, NULL);
+        }
+        rpc_client_close(sp->client);
+        if (shut_down) {
+                task_shim_wait_gone(sp->dir, 500);
+                fs_rm_rf(sp->dir);
+        }
+        free(sp->dir);
+        free(sp);
+}
+
+static struct spare *spare_start(struct supervisor *s, unsigned seq)
+{
+        struct spare *sp = calloc(1, sizeof(*sp));
+        struct berr e = { 0 };
+        struct task_shim_spawn run;
+        if (!sp || asprintf(&sp->dir, "%s/shims/.spare-%u", s->exec_root, seq) < 0) {
+                free(sp);
+                return NULL;
+        }
+        fs_rm_rf(sp->dir);
+        struct task_shim_args a = { .state_dir = sp->dir, .spare = true };
+        if (task_shim_spawn_start(s->shim_binary, &a, &run, &e) < 0 || task_shim_spawn_finish(&run, &e) < 0 ||
+            task_shim_connect(sp->dir, &sp->client, &e) < 0) {
+                log_warn("supervisor: a spare shim: %s", e.msg);
+                spare_free(sp, true);
+                return NULL;
+        }
+        return sp;
+}
+
+/* Keeps one spare ready while starts keep coming; ends once it has sat
+ * unused for SPARE_IDLE_MS, or when the daemon stops. */
+static void *spare_run(void *arg)
+{
+        struct supervisor_tasks *reg = arg;
+        pthread_mutex_lock(&reg->lock);
+        while (!reg->stopping) {
+                unsigned seq = ++reg->spare_seq;
+                pthread_mutex_unlock(&reg->lock);
+                struct spare *sp = spare_start(reg->s, seq);
+                pthread_mutex_lock(&reg->lock);
+                if (!sp)
+                        break;
+                if (reg->stopping) {
+                        pthread_mutex_unlock(&reg->lock);
+                        spare_free(sp, true);
+                        pthread_mutex_lock(&reg->lock);
+                        break;
+                }
+                reg->spare = sp;
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += SPARE_IDLE_MS / 1000;
+                while (reg->spare == sp && !reg->stopping &&
+                       pthread_cond_timedwait(&reg->cond, &reg->lock, &until) != ETIMEDOUT)
+                        ;
+                if (reg->spare == sp) {
+                        /* unused for that long, or the daemon stops */
+                        reg->spare = NULL;
+                        pthread_mutex_unlock(&reg->lock);
+                        spare_free(sp, true);
+                        pthread_mutex_lock(&reg->lock);
+                        break;
+                }
+                /* taken: the next one */
+        }
+        reg->spare_thread = false;
+        pthread_cond_broadcast(&reg->cond);
+        pthread_mutex_unlock(&reg->lock);
+        return NULL;
+}
+
+/* The ready spare, if any (then a new one is made behind it); starts the
+ * spare thread when none runs. */
+static struct spare *spare_take(struct supervisor_tasks *reg)
+{
+        pthread_mutex_lock(&reg->lock);
+        struct spare *sp = reg->spare;
+        reg->spare = NULL;
+        if (!reg->spare_thread && !reg->stopping) {
+                pthread_t th;
+                pthread_attr_t at;
+                pthread_attr_init(&at);
+                pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+                pthread_attr_setstacksize(&at, 128 * 1024);
+                reg->spare_thread = pthread_create(&th, &at, spare_run, reg) == 0;
+                pthread_attr_destroy(&at);
+        }
+        pthread_cond_broadcast(&reg->cond);
+        pthread_mutex_unlock(&reg->lock);
+        return sp;
+}
+
+/* Gives sp the task t (its state dir renamed to t's): true when t->client
+ * is sp's connection now. A spare that fails is shut down. */
+static bool spare_adopt(struct spare *sp, struct task *t, const struct task_shim_args *a)
+{
+        struct berr e = { 0 };
+        Berth__Shim__AdoptRequest ar = BERTH__SHIM__ADOPT_REQUEST__INIT;
+        size_t n = 0;
+        while (a->log_opts && a->log_opts[n])
+                n++;
+        ar.id = (char *) a->id;
+        ar.bundle = (char *) a->bundle;
+        ar.runtime = (char *) a->runtime;
+        ar.runtime_root = (char *) (a->runtime_root ? a->runtime_root : "");
+        ar.state_dir = (char *) a->state_dir;
+        ar.log_path = (char *) (a->log_path ? a->log_path : "");
+        ar.log_opts = (char **) a->log_opts;
+        ar.n_log_opts = n;
+        /* a state dir a dead shim left (a live one would be a task) */
+        fs_rm_rf(t->state_dir);
+        if (rename(sp->dir, t->state_dir) < 0) {
+                log_warn("supervisor: task \"%s\": moving a spare shim's dir: %s", t->id, strerror(errno));
+                spare_free(sp, true);
+                return false;
+        }
+        if (task_shim_call(sp->client, "shim.Adopt", &ar.base, &berth__shim__adopt_response__descriptor,
+                           SHIM_TIMEOUT_MS, NULL, &e) < 0) {
+                log_warn("supervisor: task \"%s\": a spare shim: %s", t->id, e.msg);
+                free(sp->dir);
+                sp->dir = strdup(t->state_dir);
+                if (sp->dir)
+                        spare_free(sp, true);
+                return false;
+        }
+        t->client = sp->client;
+        sp->client = NULL;
+        spare_free(sp, false);
+        return true;
+}
+
+/* Spares a crashed daemon left. */
+static void spares_clean(const char *shims)
+{
+        _cleanup_closedir_ DIR *d = opendir(shims);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                if (strncmp(de->d_name, ".spare-", 7) != 0)
+                        continue;
+                _cleanup_free_ char *dir = NULL;
+                if (asprintf(&dir, "%s/%s", shims, de->d_name) < 0)
+                        continue;
+                pid_t pid = task_shim_pid_alive(dir);
+                if (pid > 0)
+                        kill(pid, SIGKILL);
+                fs_rm_rf(dir);
+        }
+}
+
 static void create_undo_shim(struct task *t)
 {
         if (t->client) {
@@ -566,8 +739,10 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
                 .log_path = json_string_value(json_object_get(rec, "log_path")),
                 .log_opts = log_opts,
         };
+        struct spare *spare = spare_take(reg);
+        bool adopted = spare && spare_adopt(spare, t, &a);
         struct task_shim_spawn sp;
-        if (task_shim_spawn_start(s->shim_binary, &a, &sp, &e) < 0)
+        if (!adopted && task_shim_spawn_start(s->shim_binary, &a, &sp, &e) < 0)
                 goto fail_bundle;
         const char *key = json_string_value(json_object_get(rec, "snapshot_key"));
         int br = snapshot_overlay_mounts(s->sn, str_or(key, req->id), &mnt, &e);
@@ -576,9 +751,9 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
         else if ((br = task_bundle_mount_rootfs(t->bundle, &mnt, &e)) < 0)
                 berr_prefix(&e, "task \"%s\": bundle", req->id);
         struct berr se = { 0 };
-        int sr = task_shim_spawn_finish(&sp, &se);
+        int sr = adopted ? 0 : task_shim_spawn_finish(&sp, &se);
         if (br < 0) {
-                if (sr == 0 && task_shim_connect(t->state_dir, &t->client, &se) < 0)
+                if (sr == 0 && !adopted && task_shim_connect(t->state_dir, &t->client, &se) < 0)
                         log_warn("supervisor: task \"%s\": %s", t->id, se.msg);
                 if (sr == 0)
                         create_undo_shim(t);
@@ -588,7 +763,7 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
                 e = se;
                 goto fail_bundle;
         }
-        if (task_shim_connect(t->state_dir, &t->client, &e) < 0)
+        if (!adopted && task_shim_connect(t->state_dir, &t->client, &e) < 0)
                 goto fail_shim;
         Berth__Shim__CreateRequest cr = BERTH__SHIM__CREATE_REQUEST__INIT;
         Berth__Shim__CreateResponse *crr = NULL;
@@ -1480,6 +1655,7 @@ int supervisor_tasks_init(struct supervisor *s, struct berr *e)
                 return berr_set(e, ENOMEM, "tasks");
         fs_mkdir_p(shims, 0711);
         fs_mkdir_p(bundles, 0711);
+        spares_clean(shims);
         _cleanup_closedir_ DIR *d = opendir(shims);
         struct dirent *de;
         while (d && (de = readdir(d)))
@@ -1515,7 +1691,13 @@ void supervisor_tasks_fini(struct supervisor *s)
         pthread_cond_broadcast(&reg->cond);
         for (struct task *t = reg->tasks; t; t = t->next)
                 pthread_cond_broadcast(&t->cond);
-        unsigned running = reg->threads;
+        /* the spare thread shuts its spare down and ends */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        while (reg->spare_thread && pthread_cond_timedwait(&reg->cond, &reg->lock, &until) != ETIMEDOUT)
+                ;
+        unsigned running = reg->threads + (reg->spare_thread ? 1 : 0);
         if (running == 0) {
                 while (reg->tasks) {
                         struct task *t = reg->tasks;

@@ -106,6 +106,13 @@ int task_shim_spawn_start(const char *shim_binary, const struct task_shim_args *
         const char *argv[64];
         size_t n = 0;
         argv[n++] = shim_binary;
+        if (a->spare) {
+                argv[n++] = "--spare";
+                argv[n++] = "--state-dir";
+                argv[n++] = a->state_dir;
+                argv[n] = NULL;
+                goto spawn;
+        }
         argv[n++] = "--id";
         argv[n++] = a->id;
         argv[n++] = "--bundle";
@@ -127,8 +134,8 @@ int task_shim_spawn_start(const char *shim_binary, const struct task_shim_args *
                 argv[n++] = a->log_opts[i];
         }
         argv[n] = NULL;
-
-        *ret = (struct task_shim_spawn) { .pid = -1, .out_fd = -1, .binary = shim_binary, .id = a->id };
+spawn:
+        *ret = (struct task_shim_spawn) { .pid = -1, .out_fd = -1, .binary = shim_binary, .id = a->spare ? "(spare)" : a->id };
         int r = spawn_start(shim_binary, (char *const *) argv, strchr(shim_binary, '/') == NULL, &ret->out_fd,
                             &ret->pid);
         if (r < 0)

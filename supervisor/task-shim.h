@@ -19,6 +19,7 @@ struct task_shim_args {
         const char *state_dir;      /* <exec_root>/shims/<id> */
         const char *log_path;       /* NULL or "": none */
         char *const *log_opts;      /* NULL-terminated, may be NULL */
+        bool spare;                 /* --spare: only state_dir counts (shim.Adopt gives the rest) */
 };
 
 /* Runs "berth-shim ..."; task_shim_spawn_finish waits until it serves

@@ -85,6 +85,10 @@ sleep 2
 
 # --- 1. idle RSS ----------------------------------------------------------------
 rss_berth=$(bench_rss_kb "$eng_pid" "$sup_pid")
+# the supervisor keeps a spare shim for 10 s after a start: shown apart
+for f in "$brun"/shims/.spare-*/shim.pid; do
+    [ -f "$f" ] && echo "bench-engine: a spare shim (kept 10 s after the last start) $(bench_rss_kb "$(cat "$f")") kB RSS"
+done
 # shellcheck disable=SC2086  # $ctd: none or one pid
 rss_docker=$(bench_rss_kb "$dk_pid" $ctd)
 

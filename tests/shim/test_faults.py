@@ -184,3 +184,34 @@ def test_attach_survives_other_client_crash(make_shim):
     crash.wait()
     s.wait()
     assert demux(keep.read_all())["stdout"].split() == [f"n{i}".encode() for i in range(50)]
+
+
+def test_spare_shim_refuses_work_until_adopted(shim_bin, shimctl_bin, tmp_path):
+    """berth-shim --spare serves without a container: Connect answers (no
+    id), Create and Exec are refused until shim.Adopt, Shutdown ends it and
+    removes its dir; an Adopt naming a dir that is not its own is refused."""
+    d = tmp_path / ".spare-1"
+    p = subprocess.run([shim_bin, "--spare", "--state-dir", str(d)], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    pid = int((d / "shim.pid").read_text())
+
+    def ctl(*args):
+        return subprocess.run([shimctl_bin, "--state-dir", str(d), *args], capture_output=True, text=True,
+                              timeout=20)
+
+    c = ctl("connect")
+    assert c.returncode == 0, c.stderr
+    assert json.loads(c.stdout).get("shim_pid") == pid
+    assert not json.loads(c.stdout).get("id")
+    for args in (("create",), ("exec", "e1", "--", "true")):
+        r = ctl(*args)
+        assert r.returncode != 0
+        assert "spare shim has no container" in r.stdout + r.stderr, (r.stdout, r.stderr)
+    # --spare takes no container options
+    bad = subprocess.run([shim_bin, "--spare", "--id", "x", "--state-dir", str(tmp_path / "other")],
+                         capture_output=True, text=True, timeout=20)
+    assert bad.returncode != 0
+    r = ctl("shutdown")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: not pid_alive(pid), what="the spare's exit")
+    assert not d.exists()

@@ -419,3 +419,68 @@ def test_long_exec_root(supervisor_bin, ctr_bin, task_runtime, task_image):
         _teardown_tasks(sv)
         subprocess.run(["umount", "-R", "-q", str(sv.root)], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _spares(sv):
+    d = sv.exec_root / "shims"
+    return sorted(p for p in d.iterdir() if p.name.startswith(".spare-")) if d.is_dir() else []
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_spare_shim_adopted_then_idle_gone(task_supervisor, busybox):
+    """After a task is created the supervisor keeps one shim started ahead
+    (shims/.spare-N); the next task's shim is that one (its pid is the
+    spare's), with its own state dir, log and attach socket. Unused for
+    10 s, the spare goes; a clean stop takes it too."""
+    sv = task_supervisor
+    first = uid("s")
+    p = sv.ctr("run", "--rm", busybox, first, "echo", "one", check=None)
+    assert p.returncode == 0 and p.stdout == "one\n", p.stderr
+    spare = wait_for(lambda: _spares(sv), what="a spare shim")[0]
+    spare_pid = int((spare / "shim.pid").read_text())
+    assert _alive(spare_pid)
+    cid = uid("s")
+    sv.ctr("run", "-d", busybox, cid, "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done")
+    state = sv.exec_root / "shims" / cid
+    assert int((state / "shim.pid").read_text()) == spare_pid
+    assert not spare.exists()
+    assert (state / "attach.sock").exists() and (state / "shim.sock").exists()
+    assert tasks(sv)[cid]["status"] == "RUNNING"
+    sv.ctr("tasks", "kill", cid)
+    assert sv.ctr("tasks", "wait", cid, check=None).returncode == 7
+    sv.ctr("tasks", "rm", cid)
+    sv.ctr("containers", "rm", cid)
+    assert not state.exists()
+    # a new spare came behind; it goes once unused for 10 s
+    left = wait_for(lambda: _spares(sv), what="the next spare")[0]
+    left_pid = int((left / "shim.pid").read_text())
+    wait_for(lambda: not _spares(sv), timeout=20, what="the idle spare to go")
+    assert wait_for(lambda: not _alive(left_pid), timeout=5, what="the idle spare's exit")
+
+
+def test_spare_shim_left_by_a_killed_supervisor(task_supervisor, busybox):
+    """kill -9 of the supervisor leaves its spare running; the next
+    supervisor kills it and removes its dir. A clean stop shuts the spare
+    down itself."""
+    sv = task_supervisor
+    sv.ctr("run", "--rm", busybox, uid("k"), "true")
+    spare = wait_for(lambda: _spares(sv), what="a spare shim")[0]
+    pid = int((spare / "shim.pid").read_text())
+    sv.kill9()
+    assert _alive(pid)
+    sv.start()
+    assert wait_for(lambda: not _alive(pid), timeout=5, what="the old spare's end")
+    assert not spare.exists()
+    sv.ctr("run", "--rm", busybox, uid("k"), "true")
+    spare = wait_for(lambda: _spares(sv), what="a spare shim")[0]
+    pid = int((spare / "shim.pid").read_text())
+    sv.restart()
+    assert wait_for(lambda: not _alive(pid), timeout=5, what="the spare's shutdown")
+    assert not spare.exists()
