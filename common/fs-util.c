@@ -47,6 +47,35 @@ int fs_write_all(int fd, const void *data, size_t len)
         return 0;
 }
 
+int fs_copy_fd(int in, int out)
+{
+        bool plain = false; /* copy_file_range cannot serve this pair: read and write */
+        char buf[64 * 1024];
+        for (;;) {
+                ssize_t n;
+                if (!plain) {
+                        n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
+                        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+                                plain = true;
+                                continue;
+                        }
+                } else {
+                        n = read(in, buf, sizeof(buf));
+                        if (n > 0) {
+                                int r = fs_write_all(out, buf, (size_t) n);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return 0;
+        }
+}
+
 static int split_parent(const char *path, char **ret_dir, const char **ret_base)
 {
         const char *slash = strrchr(path, '/');

@@ -19,6 +19,9 @@ int fs_write_atomic_ex(const char *path, const void *data, size_t len, mode_t mo
 
 /* write(2) until all of data is written (EINTR retried); -errno. */
 int fs_write_all(int fd, const void *data, size_t len);
+/* Copies what is left of in to out, by copy_file_range where the kernel
+ * can, else by read and write. 0 or -errno. */
+int fs_copy_fd(int in, int out);
 
 /* Reads a whole file (at most max bytes, else -EFBIG). The buffer is NUL
  * terminated; ret_len may be NULL. */

@@ -275,10 +275,8 @@ static void purge_spawn_locked(struct engine *en, const char *id)
                 en->ctrs.purging--;
                 free(j);
         }
-        char copy[65];
-        snprintf(copy, sizeof(copy), "%s", id);
         pthread_mutex_unlock(&en->ctrs.lock);
-        purge(en, copy);
+        purge(en, id);
         pthread_mutex_lock(&en->ctrs.lock);
 }
 

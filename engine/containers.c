@@ -224,8 +224,8 @@ static char *trash_path(struct ctr_table *t, const char *id)
 void ctr_remove_locked(struct ctr_table *t, struct ctr *c)
 {
         c->removed = true;
-        c->trash = trash_path(t, c->id);
-        if (!c->trash || rename(c->dir, c->trash) < 0) {
+        _cleanup_free_ char *trash = trash_path(t, c->id);
+        if (!trash || rename(c->dir, trash) < 0) {
                 /* no room for the name: delete it now */
                 fs_rm_rf(c->dir);
         }
@@ -357,7 +357,6 @@ static void free_list(struct ctr *c)
                 struct ctr *next = c->next;
                 json_decref(c->doc);
                 free(c->dir);
-                free(c->trash);
                 free(c);
                 c = next;
         }

@@ -18,7 +18,6 @@ struct ctr {
         char id[65];
         json_t *doc;          /* the inspect document (Id, Name, State, Config, HostConfig, ...) */
         char *dir;            /* <data root>/engine/containers/<id> */
-        char *trash;          /* <data root>/engine/containers/.removed-<id>, once removed */
         unsigned attach_pending;   /* attach clients waiting for the task to exist */
         unsigned attach_ready;     /* of those, connected to the shim */
         bool task;            /* a task exists in the supervisor */
@@ -53,7 +52,7 @@ struct ctr *ctr_find_locked(struct ctr_table *t, const char *ref, bool *ambiguou
  * name is taken). doc is taken over. */
 int ctr_add_locked(struct ctr_table *t, const char *name, json_t *doc, struct ctr **ret);
 /* Takes c out of the table: its name is free and lookups miss it at once.
- * Its directory is renamed to c->trash (one rename, so a kill -9 leaves
+ * Its directory is renamed to .removed-<id> beside it (one rename, so a kill -9 leaves
  * it whole or moved), for ctr_purge_dir to delete once the supervisor's
  * share is gone; ctr_table_open lists what a dead engine left there in
  * t->leftovers. */

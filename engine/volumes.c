@@ -633,35 +633,6 @@ void vol_release(struct vol_store *vs, const char *id, bool remove_anonymous)
 
 /* ---- copy-up ---- */
 
-static int copy_file(int sfd, int dfd)
-{
-        for (;;) {
-                ssize_t n = copy_file_range(sfd, NULL, dfd, NULL, 1 << 30, 0);
-                if (n == 0)
-                        return 0;
-                if (n > 0)
-                        continue;
-                if (errno == EINTR)
-                        continue;
-                if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-                        return -errno;
-                break;
-        }
-        char buf[65536];
-        for (;;) {
-                ssize_t n = read(sfd, buf, sizeof(buf));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return 0;
-                int r = fs_write_all(dfd, buf, (size_t) n);
-                if (r < 0)
-                        return r;
-        }
-}
-
 /* Owner, mode and times of st onto name in dirfd (or dirfd itself when
  * name is NULL). Ownership first: chown clears set-id bits. */
 static int copy_meta(int dirfd, const char *name, const struct stat *st)
@@ -718,7 +689,7 @@ static int copy_tree(int sfd, int dfd, unsigned depth)
                                                         0600);
                         if (s2 < 0 || d2 < 0)
                                 return -errno;
-                        r = copy_file(s2, d2);
+                        r = fs_copy_fd(s2, d2);
                         if (r == 0)
                                 r = copy_meta(d2, NULL, &st);
                 } else if (S_ISLNK(st.st_mode)) {

@@ -323,7 +323,7 @@ int shim_adopt(struct shim *s, const struct adoption *a, struct berr *e)
         _cleanup_free_ char *bundle = realpath(a->bundle ? a->bundle : "", NULL);
         if (!bundle)
                 return berr_set(e, errno, "bundle \"%s\"", a->bundle ? a->bundle : "");
-        char *old_bundle = s->bundle, *old_state_dir = s->state_dir;
+        char *old_bundle = s->bundle;
         s->bundle = bundle;
         if (read_terminal(s) < 0) {
                 s->bundle = old_bundle;
@@ -360,7 +360,6 @@ int shim_adopt(struct shim *s, const struct adoption *a, struct berr *e)
         s->log_path = adopted.log_path;
         s->log_opts = lo;
         s->log = log;
-        (void) old_state_dir; /* main's: freed there */
         log_info("shim: spare adopted: container \"%s\" (bundle \"%s\", runtime \"%s\") in \"%s\"", s->id,
                  s->bundle, s->runtime, s->state_dir);
         return 0;

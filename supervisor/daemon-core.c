@@ -79,8 +79,6 @@ static void *deferred_run(void *arg)
 void supervisor_defer(struct rpc_call *call, const ProtobufCMessage *request, struct supervisor *s,
                       rpc_handler_fn fn)
 {
-        pthread_attr_t attr;
-        pthread_t t;
         struct deferred *d;
         int r;
 
@@ -97,14 +95,10 @@ void supervisor_defer(struct rpc_call *call, const ProtobufCMessage *request, st
         pthread_mutex_lock(&defer_lock);
         defer_running++;
         pthread_mutex_unlock(&defer_lock);
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         /* pulls and unpacks use libarchive and libcurl: more than a tiny
          * stack, far less than the 8 MiB default that would count in RSS
          * only when touched anyway */
-        pthread_attr_setstacksize(&attr, 512 * 1024);
-        r = pthread_create(&t, &attr, deferred_run, d);
-        pthread_attr_destroy(&attr);
+        r = supervisor_thread(deferred_run, d, 512);
         if (r != 0) {
                 free(d);
                 pthread_mutex_lock(&defer_lock);
@@ -113,6 +107,18 @@ void supervisor_defer(struct rpc_call *call, const ProtobufCMessage *request, st
                 pthread_mutex_unlock(&defer_lock);
                 rpc_call_fail(call, RPC_UNAVAILABLE, "supervisor: cannot start a thread: %s", strerror(r));
         }
+}
+
+int supervisor_thread(void *(*fn)(void *), void *arg, size_t stack_kb)
+{
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, stack_kb << 10);
+        int r = pthread_create(&t, &attr, fn, arg);
+        pthread_attr_destroy(&attr);
+        return r;
 }
 
 int supervisor_defer_drain(int timeout_ms)

@@ -84,6 +84,9 @@ void supervisor_defer(struct rpc_call *call, const ProtobufCMessage *request, st
 /* Waits at most timeout_ms for every deferred handler to return (after
  * s->stopping is set no new ones start). Returns how many still run. */
 int supervisor_defer_drain(int timeout_ms);
+/* Runs fn(arg) on a detached thread with a stack of stack_kb KiB. 0, or
+ * the positive error of pthread_create (then fn did not run). */
+int supervisor_thread(void *(*fn)(void *), void *arg, size_t stack_kb);
 
 /* The current time as RFC 3339 with nanoseconds, UTC, into buf (>= 40 bytes). */
 void supervisor_now(char *buf, size_t len);

@@ -120,35 +120,6 @@ static int copy_meta(struct copier *cp, const struct stat *st, int sfd, int sdir
         return 0;
 }
 
-static int copy_data(int in, int out)
-{
-        bool plain = false;
-        for (;;) {
-                ssize_t n;
-                if (!plain) {
-                        n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
-                        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-                                plain = true;
-                                continue;
-                        }
-                } else {
-                        char buf[64 * 1024];
-                        n = read(in, buf, sizeof(buf));
-                        if (n > 0) {
-                                int r = fs_write_all(out, buf, (size_t) n);
-                                if (r < 0)
-                                        return r;
-                        }
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return 0;
-        }
-}
-
 /* A hardlink to the copy of an inode already copied: 1 when made, 0 when
  * the inode is new (then it is remembered under the current path). */
 static int copy_link(struct copier *cp, const struct stat *st, int ddir, const char *name)
@@ -213,7 +184,7 @@ static int copy_entry(struct copier *cp, int sdir, int ddir, const char *name)
                 _cleanup_close_ int d = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (d < 0)
                         return copy_fail(cp, errno, "create");
-                r = copy_data(s, d);
+                r = fs_copy_fd(s, d);
                 if (r < 0)
                         return copy_fail(cp, -r, "data");
                 return copy_meta(cp, &st, s, -1, d, -1, NULL);

@@ -431,13 +431,7 @@ static int monitor_start(struct task *t, const char *exec_id)
         reg->threads++;
         pthread_mutex_unlock(&reg->lock);
 
-        pthread_attr_t attr;
-        pthread_t th;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        int r = pthread_create(&th, &attr, monitor_run, m);
-        pthread_attr_destroy(&attr);
+        int r = supervisor_thread(monitor_run, m, 256);
         if (r != 0) {
                 monitor_end(t, x);
                 free(m->exec_id);
@@ -559,15 +553,8 @@ static struct spare *spare_take(struct supervisor_tasks *reg)
         pthread_mutex_lock(&reg->lock);
         struct spare *sp = reg->spare;
         reg->spare = NULL;
-        if (!reg->spare_thread && !reg->stopping) {
-                pthread_t th;
-                pthread_attr_t at;
-                pthread_attr_init(&at);
-                pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-                pthread_attr_setstacksize(&at, 128 * 1024);
-                reg->spare_thread = pthread_create(&th, &at, spare_run, reg) == 0;
-                pthread_attr_destroy(&at);
-        }
+        if (!reg->spare_thread && !reg->stopping)
+                reg->spare_thread = supervisor_thread(spare_run, reg, 128) == 0;
         pthread_cond_broadcast(&reg->cond);
         pthread_mutex_unlock(&reg->lock);
         return sp;
@@ -600,10 +587,13 @@ static bool spare_adopt(struct spare *sp, struct task *t, const struct task_shim
         if (task_shim_call(sp->client, "shim.Adopt", &ar.base, &berth__shim__adopt_response__descriptor,
                            SHIM_TIMEOUT_MS, NULL, &e) < 0) {
                 log_warn("supervisor: task \"%s\": a spare shim: %s", t->id, e.msg);
-                free(sp->dir);
-                sp->dir = strdup(t->state_dir);
-                if (sp->dir)
-                        spare_free(sp, true);
+                /* its dir is the task's now: that is what goes with it */
+                char *moved = strdup(t->state_dir);
+                if (moved) {
+                        free(sp->dir);
+                        sp->dir = moved;
+                }
+                spare_free(sp, true);
                 return false;
         }
         t->client = sp->client;
