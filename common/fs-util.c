@@ -6,10 +6,12 @@
 #include <ftw.h>
 #include <limits.h>
 #include <stdint.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -251,6 +253,16 @@ static int rm_cb(const char *path, const struct stat *st, int type, struct FTW *
                 return -errno;
         (void) type;
         return 0;
+}
+
+void fs_mark_topdir(const char *path)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        int flags = 0;
+        if (fd < 0 || ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0 || (flags & FS_TOPDIR_FL))
+                return;
+        flags |= FS_TOPDIR_FL;
+        (void) ioctl(fd, FS_IOC_SETFLAGS, &flags);
 }
 
 int fs_rm_rf(const char *path)

@@ -30,6 +30,13 @@ int fs_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len)
 /* mkdir -p; existing directories are fine. */
 int fs_mkdir_p(const char *path, mode_t mode);
 
+/* Marks path as the top of separate directory trees (the ext4 "T"
+ * attribute, FS_TOPDIR_FL): its subdirectories are spread over the file
+ * system's block groups instead of packed into its own, so each tree's
+ * files are allocated apart from the others'. Best effort: nothing on
+ * file systems without the flag. */
+void fs_mark_topdir(const char *path);
+
 /* rm -rf that never follows symlinks; a missing path is success. */
 int fs_rm_rf(const char *path);
 /* name under dfd, whatever it is, a directory with all it holds; never

@@ -821,6 +821,16 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         c->stopping = false;
         json_object_set_new(c->doc, "HasBeenManuallyStopped", json_false());
         json_t *copy_up = json_incref(json_object_get(c->doc, "BerthCopyUp"));
+        /* Created and started in one call (one runtime command, no
+         * StartTask) unless something must happen in between: volumes
+         * copied into the mounted rootfs, or attach clients (a run or
+         * start -a attaches first, AttachStd* in the config) connected
+         * before the process writes. */
+        bool at_once = !copy_up && c->attach_pending == 0 &&
+                       !json_is_true(json_object_get(config, "AttachStdin")) &&
+                       !json_is_true(json_object_get(config, "AttachStdout")) &&
+                       !json_is_true(json_object_get(config, "AttachStderr"));
+        unsigned gen = c->generation;
         pthread_mutex_unlock(&en->ctrs.lock);
         char nerr[512];
         int nr = net_container_attach(en, c, nerr, sizeof(nerr));
@@ -838,6 +848,7 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         creq.id = c->id;
         creq.stdin = json_is_true(json_object_get(config, "OpenStdin"));
         creq.stdin_once = json_is_true(json_object_get(config, "StdinOnce"));
+        creq.start = at_once;
         Berth__Supervisor__CreateTaskResponse *crep = NULL;
         int r = task_call(en, "tasks.CreateTask", &creq.base, &berth__supervisor__create_task_response__descriptor,
                           ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &crep, &st);
@@ -857,6 +868,7 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
                 if (asprintf(&rootfs, "%s/rootfs", crep->task->bundle) >= 0)
                         engine_volumes_copy_up(en, copy_up, rootfs);
         }
+        int pid = r == 0 && crep->task ? (int) crep->task->pid : 0;
         if (crep)
                 protobuf_c_message_free_unpacked(&crep->base, NULL);
         pthread_mutex_lock(&en->ctrs.lock);
@@ -873,39 +885,43 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         }
         c->task = true;
         pthread_cond_broadcast(&en->ctrs.changed);
-        /* attach clients that waited for the task connect before it starts */
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += 2;
-        while (c->attach_ready < c->attach_pending &&
-               pthread_cond_timedwait(&en->ctrs.changed, &en->ctrs.lock, &dl) == 0)
-                ;
-        c->attach_pending = c->attach_ready = 0;
-        unsigned gen = c->generation;
-        pthread_mutex_unlock(&en->ctrs.lock);
-        Berth__Supervisor__StartTaskRequest sreq = BERTH__SUPERVISOR__START_TASK_REQUEST__INIT;
-        sreq.id = c->id;
-        Berth__Supervisor__StartTaskResponse *srep = NULL;
-        r = task_call(en, "tasks.StartTask", &sreq.base, &berth__supervisor__start_task_response__descriptor,
-                      ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &srep, &st);
-        if (r < 0) {
-                (void) task_delete(en, c->id, true, NULL);
-                net_container_detach(en, c);
-        }
-        pthread_mutex_lock(&en->ctrs.lock);
-        if (r < 0) {
-                c->task = false;
-                snprintf(err, errlen, "%s", st.message);
-                *ret_status = start_status(st.message);
-                ctr_set_exited(c, 128, false, NULL, st.message);
-                ctr_save_state_locked(&en->ctrs, c);
-                pthread_cond_broadcast(&en->ctrs.changed);
-                return -EIO;
+        if (!at_once) {
+                /* attach clients that waited for the task connect before it starts */
+                struct timespec dl;
+                clock_gettime(CLOCK_REALTIME, &dl);
+                dl.tv_sec += 2;
+                while (c->attach_ready < c->attach_pending &&
+                       pthread_cond_timedwait(&en->ctrs.changed, &en->ctrs.lock, &dl) == 0)
+                        ;
+                c->attach_pending = c->attach_ready = 0;
+                gen = c->generation;
+                pthread_mutex_unlock(&en->ctrs.lock);
+                Berth__Supervisor__StartTaskRequest sreq = BERTH__SUPERVISOR__START_TASK_REQUEST__INIT;
+                sreq.id = c->id;
+                Berth__Supervisor__StartTaskResponse *srep = NULL;
+                r = task_call(en, "tasks.StartTask", &sreq.base, &berth__supervisor__start_task_response__descriptor,
+                              ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &srep, &st);
+                if (r < 0) {
+                        (void) task_delete(en, c->id, true, NULL);
+                        net_container_detach(en, c);
+                } else {
+                        pid = (int) srep->pid;
+                        protobuf_c_message_free_unpacked(&srep->base, NULL);
+                }
+                pthread_mutex_lock(&en->ctrs.lock);
+                if (r < 0) {
+                        c->task = false;
+                        snprintf(err, errlen, "%s", st.message);
+                        *ret_status = start_status(st.message);
+                        ctr_set_exited(c, 128, false, NULL, st.message);
+                        ctr_save_state_locked(&en->ctrs, c);
+                        pthread_cond_broadcast(&en->ctrs.changed);
+                        return -EIO;
+                }
         }
         if (c->generation == gen)
-                ctr_set_running(c, (int) srep->pid);
+                ctr_set_running(c, pid);
         ctr_event_locked(en, c, "start", NULL);
-        protobuf_c_message_free_unpacked(&srep->base, NULL);
         ctr_save_state_locked(&en->ctrs, c);
         pthread_cond_broadcast(&en->ctrs.changed);
         engine_watch_task(en, c);

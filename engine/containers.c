@@ -312,6 +312,9 @@ int ctr_table_open(struct ctr_table *t, const char *data_root)
         int r = fs_mkdir_p(t->root, 0700);
         if (r < 0)
                 return r;
+        /* each container's directory in a block group of its own choosing:
+         * see docs/decisions.md */
+        fs_mark_topdir(t->root);
         _cleanup_(closedirp) DIR *d = opendir(t->root);
         if (!d)
                 return -errno;

@@ -377,17 +377,32 @@ pid_t cgroup_prewarm(void)
         if (pid != 0)
                 return pid;
 
-        struct cgroup cg = { 0 };
-        if (discover(&cg) == 0 && cg.n > 0) {
-                _cleanup_free_ char *self_cgroup = read_self_cgroup();
-                _cleanup_free_ char *own = own_cgroup(self_cgroup, cg.h[0].key, cg.h[0].v2);
-                _cleanup_free_ char *path = NULL;
-                if (own && asprintf(&path, "%s%s/cgroup.procs", cg.h[0].mountpoint, own) > 0) {
-                        int fd = open(path, O_WRONLY | O_CLOEXEC);
-                        if (fd >= 0 && write(fd, "0", 1) < 0)
-                                _exit(1);
-                }
+        /* Any migration takes the lock whose grace period this is after,
+         * whatever the hierarchy: the first of /proc/self/cgroup at its usual
+         * mount point will do (mountinfo, which the parent reads, costs
+         * more, and more with every mount). A guess that fails is no harm. */
+        _cleanup_free_ char *self_cgroup = read_self_cgroup();
+        char *line = self_cgroup ? strtok(self_cgroup, "\n") : NULL;
+        char *c1 = line ? strchr(line, ':') : NULL;
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+                _exit(0);
+        *c2 = '\0';
+        const char *ctrls = c1 + 1;
+        if (!strncmp(ctrls, "name=", 5))
+                ctrls += 5;
+        _cleanup_free_ char *path = NULL;
+        int fd = -1;
+        if (*ctrls && asprintf(&path, "/sys/fs/cgroup/%s%s/cgroup.procs", ctrls, c2 + 1) > 0)
+                fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 && !*ctrls) {
+                free(path);
+                path = NULL;
+                if (asprintf(&path, "/sys/fs/cgroup%s/cgroup.procs", c2 + 1) > 0)
+                        fd = open(path, O_WRONLY | O_CLOEXEC);
         }
+        if (fd >= 0 && write(fd, "0", 1) < 0)
+                _exit(1);
         _exit(0);
 }
 

@@ -41,6 +41,7 @@ struct op {
         char *console_path;
         char *file; /* a file to remove afterwards (update's resources) */
         uint64_t spawned_ns; /* when the runtime command was started */
+        bool started; /* a create that started the process too (run --detach) */
 };
 
 char *shim_path(const struct shim *s, const char *fmt, ...)
@@ -406,10 +407,10 @@ static void on_created(struct shim *s, struct rt_result *res, void *data)
         if (read_pid_file(pidfile, &pid, &e) < 0)
                 goto fail;
         p->pid = pid;
-        p->status = PROC_CREATED;
+        p->status = o->started ? PROC_RUNNING : PROC_CREATED;
         if (cg_locate(s, pid) < 0)
                 log_debug("shim: no cgroups found for pid %d: stats and OOM flag unavailable", (int) pid);
-        if (!p->terminal) {
+        if (!p->terminal && !o->started) {
                 /* the container cannot have written yet: this is the
                  * runtime's (warnings) */
                 _cleanup_free_ char *warn = io_slurp(&p->io);
@@ -435,7 +436,7 @@ fail:
         op_free(o);
 }
 
-void proc_create(struct proc *p, struct rpc_call *call, bool want_stdin, bool stdin_once)
+void proc_create(struct proc *p, struct rpc_call *call, bool want_stdin, bool stdin_once, bool start)
 {
         struct shim *s = p->shim;
         struct berr e = { 0 };
@@ -469,7 +470,10 @@ void proc_create(struct proc *p, struct rpc_call *call, bool want_stdin, bool st
 
         const char *args[16];
         size_t n = 0;
-        args[n++] = "create";
+        o->started = start;
+        args[n++] = start ? "run" : "create";
+        if (start)
+                args[n++] = "--detach";
         args[n++] = "--bundle";
         args[n++] = s->bundle;
         args[n++] = "--pid-file";

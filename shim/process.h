@@ -8,7 +8,7 @@
 
 #include "shim.h"
 
-void proc_create(struct proc *init, struct rpc_call *call, bool want_stdin, bool stdin_once);
+void proc_create(struct proc *init, struct rpc_call *call, bool want_stdin, bool stdin_once, bool start);
 void proc_start(struct proc *p, struct rpc_call *call);
 void proc_kill(struct proc *p, struct rpc_call *call, unsigned sig, bool all);
 void proc_delete(struct proc *p, struct rpc_call *call, bool force);

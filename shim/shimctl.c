@@ -41,7 +41,7 @@ static void usage(FILE *f)
                 "\n"
                 "Commands (one RPC each, the reply printed as JSON):\n"
                 "  connect\n"
-                "  create [--stdin] [--stdin-once]\n"
+                "  create [--stdin] [--stdin-once] [--start]\n"
                 "  start [--exec ID]\n"
                 "  state [--exec ID]\n"
                 "  wait [--exec ID]                       (no timeout unless --timeout)\n"
@@ -131,7 +131,7 @@ static int call(struct ctl *c, const char *method, const ProtobufCMessage *req,
 /* Options shared by the commands: --exec ID, and flags. */
 struct cmd_opts {
         const char *exec_id;
-        bool all, force, now, tty, in, in_once, raw, no_stdout, no_stderr;
+        bool all, force, now, tty, in, in_once, raw, no_stdout, no_stderr, start;
         const char *process, *cwd, *payload_hex;
         long payload_size;
         char **env;
@@ -148,6 +148,7 @@ static int parse_cmd_opts(int argc, char **argv, struct cmd_opts *o)
                 { "tty", no_argument, NULL, 't' },
                 { "stdin", no_argument, NULL, 'i' },
                 { "stdin-once", no_argument, NULL, 'I' },
+                { "start", no_argument, NULL, 'S' },
                 { "raw", no_argument, NULL, 'r' },
                 { "no-stdout", no_argument, NULL, 'O' },
                 { "no-stderr", no_argument, NULL, 'E' },
@@ -182,6 +183,9 @@ static int parse_cmd_opts(int argc, char **argv, struct cmd_opts *o)
                         break;
                 case 'I':
                         o->in_once = true;
+                        break;
+                case 'S':
+                        o->start = true;
                         break;
                 case 'r':
                         o->raw = true;
@@ -585,6 +589,7 @@ int main(int argc, char **argv)
                 Berth__Shim__CreateRequest req = BERTH__SHIM__CREATE_REQUEST__INIT;
                 req.stdin = o.in || o.in_once;
                 req.stdin_once = o.in_once;
+                req.start = o.start;
                 r = call(&c, "shim.Create", &req.base, &berth__shim__create_response__descriptor,
                          DEFAULT_TIMEOUT_MS);
         } else if (strcmp(cmd, "start") == 0) {

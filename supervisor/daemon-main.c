@@ -548,6 +548,8 @@ int main(int argc, char **argv)
         }
 
         s.stopping = true;
+        if (tasks_up)
+                supervisor_tasks_stop(&s);
         int left = supervisor_defer_drain(STOP_GRACE_MS);
         unlink(pid_file);
         unlink_socket(address);

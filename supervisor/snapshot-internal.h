@@ -5,6 +5,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
 
 #include "err.h"
 #include "snapshot-overlay.h"
@@ -31,6 +34,10 @@ struct snapshot_overlay {
         char *lock;             /* <root>/meta/snapshots.lock */
         enum snapshot_mode mode; /* AUTO only while opening */
         const struct snapshot_backend *be;
+        /* snapshots.json as this process last read or wrote it, with the
+         * file's stat; used under the lock only */
+        json_t *cache;
+        struct stat cache_st;
 };
 
 /* <snapshots>/<id>[/sub], malloc'ed; NULL when out of memory. */

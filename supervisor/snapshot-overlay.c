@@ -1,5 +1,9 @@
 /* The snapshotter (see snapshot-overlay.h). Each operation takes the lock,
- * loads snapshots.json, changes it and writes it back. The two modes share
+ * loads snapshots.json, changes it and writes it back. The parsed document
+ * is kept between operations while the file is the one this process last
+ * read or wrote (same inode, size and times: every write is a rename of a
+ * new file), so that a process which alone writes it does not parse it
+ * again on every operation. The two modes share
  * all of that; they differ only in how a new snapshot's fs is filled and
  * how a snapshot is mounted (struct snapshot_backend, snapshot-internal.h): the
  * overlay mode's backend is here, the copy mode's in snapshot-copy.c. */
@@ -99,8 +103,10 @@ int snapshot_overlay_open_ex(const char *root, enum snapshot_mode mode, struct s
                 return berr_set(e, ENOMEM, "snapshotter");
         }
         int r = fs_mkdir_p(sn->snapshots, 0700);
-        if (r >= 0)
+        if (r >= 0) {
+                fs_mark_topdir(sn->snapshots); /* see docs/decisions.md */
                 r = fs_mkdir_p(metadir, 0700);
+        }
         if (r < 0) {
                 berr_set(e, r, "creating the snapshotter's directories under \"%s\"", root);
                 snapshot_overlay_free(sn);
@@ -129,6 +135,7 @@ void snapshot_overlay_free(struct snapshot_overlay *sn)
         free(sn->snapshots);
         free(sn->meta);
         free(sn->lock);
+        json_decref(sn->cache);
         free(sn);
 }
 
@@ -161,11 +168,34 @@ struct snapshot_meta {
         int lockfd;
         json_t *doc;            /* {"next": N, "snapshots": {key: {...}}} */
         json_t *snaps;          /* borrowed from doc */
+        struct snapshot_overlay *sn;
+        struct stat st;         /* the file doc was read from or written to */
+        bool same;              /* doc is what that file holds: kept at meta_done */
 };
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Before a change to m->doc: unless it is saved, it is not kept. */
+static void meta_change(struct snapshot_meta *m)
+{
+        m->same = false;
+}
 
 static void meta_done(struct snapshot_meta *m)
 {
-        json_decref(m->doc);
+        /* still under the lock: the kept document belongs to it */
+        if (m->sn && m->same && m->doc) {
+                json_decref(m->sn->cache);
+                m->sn->cache = m->doc;
+                m->sn->cache_st = m->st;
+        } else {
+                json_decref(m->doc);
+        }
         if (m->lockfd >= 0)
                 close(m->lockfd); /* drops the flock */
         m->lockfd = -1;
@@ -174,7 +204,7 @@ static void meta_done(struct snapshot_meta *m)
 
 static int meta_load(struct snapshot_overlay *sn, struct snapshot_meta *m, struct berr *e)
 {
-        *m = (struct snapshot_meta) { .lockfd = -1 };
+        *m = (struct snapshot_meta) { .lockfd = -1, .sn = sn };
         m->lockfd = open(sn->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (m->lockfd < 0)
                 return berr_set(e, errno, "opening \"%s\"", sn->lock);
@@ -184,14 +214,20 @@ static int meta_load(struct snapshot_overlay *sn, struct snapshot_meta *m, struc
                         meta_done(m);
                         return r;
                 }
-        if (access(sn->meta, F_OK) < 0 && errno == ENOENT) {
+        if (stat(sn->meta, &m->st) < 0 && errno == ENOENT) {
                 m->doc = json_pack("{s:I,s:{}}", "next", (json_int_t) 1, "snapshots");
+        } else if (sn->cache && same_file(&m->st, &sn->cache_st)) {
+                m->doc = TAKE_PTR(sn->cache);
+                m->same = true;
         } else {
+                json_decref(TAKE_PTR(sn->cache));
                 int r = json_load_path(sn->meta, META_MAX, &m->doc, e);
                 if (r < 0) {
                         meta_done(m);
                         return r;
                 }
+                /* no writer while the lock is held: what was read is that file */
+                m->same = true;
         }
         m->snaps = m->doc ? json_object_get(m->doc, "snapshots") : NULL;
         if (!json_is_object(m->snaps) || !json_is_integer(json_object_get(m->doc, "next"))) {
@@ -203,10 +239,12 @@ static int meta_load(struct snapshot_overlay *sn, struct snapshot_meta *m, struc
         /* another process may have made a new root since we opened it */
         const char *rec = json_string_value(json_object_get(m->doc, "mode"));
         int r = 0;
-        if (!rec)
+        if (!rec) {
+                meta_change(m);
                 r = json_object_set_new(m->doc, "mode", json_string(snapshot_mode_string(sn->mode))) < 0
                             ? berr_set(e, ENOMEM, "snapshot metadata")
                             : 0;
+        }
         else if (strcmp(rec, snapshot_mode_string(sn->mode)) != 0)
                 r = berr_setx(e, EINVAL, "snapshots in \"%s\" were made by the %s snapshotter, not the %s snapshotter",
                               sn->snapshots, rec, snapshot_mode_string(sn->mode));
@@ -217,8 +255,12 @@ static int meta_load(struct snapshot_overlay *sn, struct snapshot_meta *m, struc
 
 static int meta_save(struct snapshot_overlay *sn, struct snapshot_meta *m, struct berr *e)
 {
+        meta_change(m);
         int r = json_write_atomic(sn->meta, m->doc, JSON_INDENT(2) | JSON_SORT_KEYS, 0600);
-        return r < 0 ? berr_set(e, r, "writing \"%s\"", sn->meta) : 0;
+        if (r < 0)
+                return berr_set(e, r, "writing \"%s\"", sn->meta);
+        m->same = stat(sn->meta, &m->st) == 0;
+        return 0;
 }
 
 /* ---------- the mode ---------- */
@@ -316,6 +358,7 @@ static int choose_mode(struct snapshot_overlay *sn, enum snapshot_mode want, str
         sn->be = have == SNAPSHOT_MODE_COPY ? &snapshot_copy_backend : &overlay_backend;
         r = 0;
         if (!rec) {
+                meta_change(&m);
                 if (json_object_set_new(m.doc, "mode", json_string(snapshot_mode_string(have))) < 0)
                         r = berr_set(e, ENOMEM, "snapshot metadata");
                 else
@@ -505,6 +548,7 @@ static int create(struct snapshot_overlay *sn, const char *key, const char *pare
                         goto out;
                 }
         }
+        meta_change(&m);
         json_t *o = json_pack("{s:I,s:s,s:s}", "id", id, "kind", snapshot_kind_string(kind), "created", created);
         if (!o || (parent && json_object_set_new(o, "parent", json_string(parent)) < 0) ||
             json_object_set_new(m.snaps, key, o) < 0 ||
@@ -556,6 +600,7 @@ int snapshot_overlay_commit(struct snapshot_overlay *sn, const char *name, const
                 r = berr_setx(e, EEXIST, "snapshot \"%s\" already exists", name);
         if (r < 0)
                 goto out;
+        meta_change(&m);
         json_incref(o);
         if (json_object_set_new(o, "kind", json_string("committed")) < 0 || json_object_del(m.snaps, key) < 0 ||
             json_object_set_new(m.snaps, name, o) < 0) {
@@ -588,6 +633,7 @@ int snapshot_overlay_remove(struct snapshot_overlay *sn, const char *key, struct
                         goto out;
                 }
         }
+        meta_change(&m);
         json_object_del(m.snaps, key);
         /* the metadata first: a crash then leaves an unused directory (the
          * next create of that id removes it), never an entry without files */

@@ -759,6 +759,7 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
         Berth__Shim__CreateResponse *crr = NULL;
         cr.stdin = req->stdin || req->stdin_once;
         cr.stdin_once = req->stdin_once;
+        cr.start = req->start;
         if (task_shim_call(t->client, "shim.Create", &cr.base, &berth__shim__create_response__descriptor,
                            SHIM_TIMEOUT_MS, (ProtobufCMessage **) &crr, &e) < 0)
                 goto fail_shim;
@@ -768,13 +769,18 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
         pthread_mutex_lock(&reg->lock);
         t->pid = pid;
         t->shim_pid = (uint32_t) task_shim_pid_alive(t->state_dir);
-        t->status = STATUS(CREATED);
+        if (!req->start)
+                t->status = STATUS(CREATED);
+        else if (!t->exited) /* the monitor may have seen it go already */
+                t->status = STATUS(RUNNING);
         t->creating = false;
         pthread_mutex_unlock(&reg->lock);
         snapshot_mount_done(&mnt);
         if (monitor_start(t, NULL) < 0)
                 log_warn("supervisor: task \"%s\": cannot start its monitor thread", t->id);
         publish_task(s, "/tasks/create", t->id, "", pid, NULL);
+        if (req->start)
+                publish_task(s, "/tasks/start", t->id, "", pid, NULL);
 
         Berth__Supervisor__Task m;
         Berth__Supervisor__CreateTaskResponse resp = BERTH__SUPERVISOR__CREATE_TASK_RESPONSE__INIT;
@@ -984,6 +990,7 @@ static void h_task_exec_slow(struct rpc_call *call, const ProtobufCMessage *requ
                                 *p = x->next;
                                 break;
                         }
+                pthread_cond_broadcast(&t->cond); /* a Wait on it: "was deleted" */
                 pthread_mutex_unlock(&s->tasks->lock);
                 exec_free(x);
                 task_unref(t);
@@ -1296,15 +1303,8 @@ static void h_task_wait_slow(struct rpc_call *call, const ProtobufCMessage *requ
                                  t->removed ? "deleted while waiting" : "the supervisor is stopping");
                         break;
                 }
-                /* a timed wait: the daemon's stopping flag is not ours to signal */
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_nsec += 200 * 1000000L;
-                if (until.tv_nsec >= 1000000000L) {
-                        until.tv_sec++;
-                        until.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&t->cond, &reg->lock, &until);
+                /* woken by the exit, the removal, or supervisor_tasks_stop */
+                pthread_cond_wait(&t->cond, &reg->lock);
         }
         task_unref(t);
 }
@@ -1669,6 +1669,19 @@ int supervisor_tasks_init(struct supervisor *s, struct berr *e)
                         log_info("supervisor: removed the bundle of \"%s\" (no task)", de->d_name);
         }
         return 0;
+}
+
+void supervisor_tasks_stop(struct supervisor *s)
+{
+        struct supervisor_tasks *reg = s->tasks;
+        if (!reg)
+                return;
+        /* s->stopping is set: a waiter checks it under the lock before it
+         * sleeps, so it either sees the flag or gets this broadcast */
+        pthread_mutex_lock(&reg->lock);
+        for (struct task *t = reg->tasks; t; t = t->next)
+                pthread_cond_broadcast(&t->cond);
+        pthread_mutex_unlock(&reg->lock);
 }
 
 void supervisor_tasks_fini(struct supervisor *s)

@@ -17,7 +17,9 @@
 # rm -f <= 1/5; idle RSS <= 16 MB.
 #
 # BUILD (default build/, configure it -Dsanitize=false) gives the berth
-# binaries; RUNS (default 20) hyperfine runs; N_DETACHED (50); PS_N (500).
+# binaries; RUNS (default 20) hyperfine runs; N_DETACHED (50); PS_N (500);
+# ROUNDS (5): the timed runs of 2 and 3 are split into rounds that
+# alternate the two daemons, so that the host's noise falls on both alike.
 # Needs root, docker-registry, skopeo, hyperfine, dockerd.
 set -euo pipefail
 
@@ -26,6 +28,7 @@ set -euo pipefail
 BUILD=$(cd "${BUILD:-$repo/build}" && pwd)
 RUNS=${RUNS:-20}
 N_DETACHED=${N_DETACHED:-50}
+ROUNDS=${ROUNDS:-5}
 PS_N=${PS_N:-500}
 REGISTRY_BIN=/usr/bin/docker-registry
 
@@ -93,26 +96,45 @@ done
 rss_docker=$(bench_rss_kb "$dk_pid" $ctd)
 
 # --- 2. run --rm -----------------------------------------------------------------
-hyperfine --style none --warmup 3 --runs "$RUNS" --export-json "$tmp/run.json" \
-    -n berth "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$brun/engine.sock run --rm --network none $img true" \
-    -n dockerd "DOCKER_CONFIG=$dk/cli $DOCKER_CLI -H unix://$dk/docker.sock run --rm --network none $img true" \
-    >/dev/null
-hyperfine --style none --warmup 3 --runs "$RUNS" --export-json "$tmp/version.json" \
-    -n version "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$brun/engine.sock version" >/dev/null
+# In ROUNDS rounds that alternate berth, dockerd and the client's floor, so
+# that the host's slower and quieter spells fall on all three alike; the
+# means are over all the rounds' runs.
+per_round=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
+for r in $(seq "$ROUNDS"); do
+    hyperfine --style none --warmup "$([ "$r" = 1 ] && echo 3 || echo 1)" --runs "$per_round" \
+        --export-json "$tmp/run-$r.json" \
+        -n berth "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$brun/engine.sock run --rm --network none $img true" \
+        -n dockerd "DOCKER_CONFIG=$dk/cli $DOCKER_CLI -H unix://$dk/docker.sock run --rm --network none $img true" \
+        -n version "DOCKER_CONFIG=$br/cli $DOCKER_CLI -H unix://$brun/engine.sock version" >/dev/null
+done
 
 # --- 3. N x run -d, then rm -f ------------------------------------------------------
-detached() { # cli-function -> "start_s rm_s"
-    local t0 t1 t2 i
+# The runs in ROUNDS rounds that alternate berth and dockerd (as above); the
+# totals add the rounds up.
+detached() { # cli-function count -> seconds
+    local t0 t1 i
     t0=$(date +%s.%N)
-    for i in $(seq "$N_DETACHED"); do "$1" run -d --network none "$img" sleep 600 >/dev/null; done
+    for i in $(seq "$2"); do "$1" run -d --network none "$img" sleep 600 >/dev/null; done
     t1=$(date +%s.%N)
+    "$PY" -c "print(f'{$t1 - $t0:.3f}')"
+}
+remove_all() { # cli-function -> seconds
+    local t0 t1
+    t0=$(date +%s.%N)
     # shellcheck disable=SC2046
     "$1" rm -f $("$1" ps -aq) >/dev/null
-    t2=$(date +%s.%N)
-    "$PY" -c "print(f'{$t1 - $t0:.2f} {$t2 - $t1:.2f}')"
+    t1=$(date +%s.%N)
+    "$PY" -c "print(f'{$t1 - $t0:.2f}')"
 }
-read -r b_start b_rm < <(detached berth_cli)
-read -r d_start d_rm < <(detached dockerd_cli)
+b_start=0 d_start=0 left=$N_DETACHED
+for r in $(seq "$ROUNDS"); do
+    n=$(( left / (ROUNDS - r + 1) ))
+    left=$(( left - n ))
+    b_start=$("$PY" -c "print(f'{$b_start + $(detached berth_cli "$n"):.2f}')")
+    d_start=$("$PY" -c "print(f'{$d_start + $(detached dockerd_cli "$n"):.2f}')")
+done
+b_rm=$(remove_all berth_cli)
+d_rm=$(remove_all dockerd_cli)
 
 # --- 4. ps with PS_N containers -----------------------------------------------------
 seq "$PS_N" | xargs -P 4 -I{} env DOCKER_CONFIG="$br/cli" "$DOCKER_CLI" -H "unix://$brun/engine.sock" \
@@ -126,9 +148,16 @@ hyperfine --style none --warmup 2 --runs 10 --export-json "$tmp/ps.json" \
 "$PY" - "$tmp" "$rss_berth" "$rss_docker" "$b_start" "$b_rm" "$d_start" "$d_rm" "$N_DETACHED" "$PS_N" <<'PYEOF'
 import json, sys
 tmp, rb, rd, bs, brm, ds, drm, n, psn = sys.argv[1:]
-def means(f):
-    return {r["command"]: r["mean"] * 1000 for r in json.load(open(f"{tmp}/{f}"))["results"]}
-run, ver, ps = means("run.json"), means("version.json"), means("ps.json")
+import glob
+def means(*files):
+    times = {}
+    for f in files:
+        for r in json.load(open(f))["results"]:
+            times.setdefault(r["command"], []).extend(r["times"])
+    return {c: sum(t) / len(t) * 1000 for c, t in times.items()}
+run = means(*sorted(glob.glob(f"{tmp}/run-*.json")))
+ver = {"version": run.pop("version")}
+ps = means(f"{tmp}/ps.json")
 def line(what, ours, peer, unit, target=None):
     t = f"  (target <= {target})" if target else ""
     print(f"{what:<34} berth {ours:>9.1f} {unit}  dockerd {peer:>9.1f} {unit}  ratio {ours / peer:.3f}{t}")

@@ -237,3 +237,59 @@ def test_a_purge_the_engine_did_not_finish_is_done_at_its_next_start(stack, name
     assert _until(lambda: cid not in _supervisor_containers(stack))
     assert _until(lambda: not (ctrs / f".removed-{cid}").exists())
     assert stack.docker("inspect", name, check=False).returncode != 0
+
+
+def _wait_for(cond, what, timeout=20):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_detached_run_created_and_started_in_one_call(stack, name):
+    """run -d (no attach): the task is created and started by one runtime
+    call; nothing of the process's first output is lost, its pid and exit
+    are the ones reported, and the events come as with two calls."""
+    t0 = time.time()
+    stack.docker("run", "-d", "--name", name, stack.image, "sh", "-c",
+                 "echo first; echo second >&2; exec sleep 60")
+    _wait_for(lambda: stack.docker("logs", name).stdout == "first\n", "the first line in the log")
+    assert stack.docker("logs", name).stderr == "second\n"
+    st = stack.inspect(name)["State"]
+    assert st["Status"] == "running" and st["Running"] and st["Pid"] > 0, st
+    with open(f"/proc/{st['Pid']}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[0] == b"sleep"
+    acts = [e["Action"] for e in _events(stack, t0, f"container={name}")]
+    assert acts[:2] == ["create", "start"], acts
+    stack.docker("rm", "-f", name)
+
+    # an exit before the start is answered, and a command that is not there
+    stack.docker("run", "-d", "--name", name, stack.image, "sh", "-c", "exit 7")
+    assert stack.docker("wait", name).stdout.strip() == "7"
+    st = stack.inspect(name)["State"]
+    assert st["Status"] == "exited" and st["ExitCode"] == 7, st
+    stack.docker("rm", name)
+    p = stack.docker("run", "-d", "--name", name, stack.image, "no-such-command", check=False)
+    assert p.returncode == 127, p.stderr
+    assert "executable file not found" in p.stderr, p.stderr
+    assert stack.inspect(name)["State"]["Status"] == "created"
+    stack.docker("rm", name)
+
+    # a created container attached at its start (two calls): all its output
+    stack.docker("create", "--name", name, stack.image, "sh", "-c", "echo one; echo two")
+    assert stack.docker("start", "-a", name).stdout == "one\ntwo\n"
+    stack.docker("rm", name)
+
+
+def test_container_and_snapshot_dirs_are_separate_trees(stack):
+    """On ext4 the engine's containers directory and the supervisor's
+    snapshots directory carry the "T" attribute (docs/decisions.md)."""
+    fstype = subprocess.run(["stat", "-f", "-c", "%T", str(stack.root)], capture_output=True,
+                            text=True).stdout.strip()
+    if fstype != "ext2/ext3" or not shutil.which("lsattr"):
+        pytest.skip(f"not ext4 ({fstype}) or no lsattr")
+    for d in (stack.root / "engine" / "containers", stack.root / "supervisor" / "snapshots"):
+        flags = subprocess.run(["lsattr", "-d", str(d)], capture_output=True, text=True,
+                               check=True).stdout.split()[0]
+        assert "T" in flags, (d, flags)

@@ -36,6 +36,46 @@ def test_exit_code_and_status(make_shim):
     assert not (s.runtime_root / s.id).exists()
 
 
+def test_create_with_start(make_shim):
+    """Create --start: the runtime's run --detach, no Start call; the first
+    output is the container's (in its log), not taken as runtime warnings."""
+    s = make_shim(["sh", "-c", "echo first; echo err >&2; exec sleep 1000"])
+    s.start()
+    pid = s.ctl("create", "--start")["pid"]
+    wait_for(lambda: s.log_text("stdout") == "first\n" and s.log_text("stderr") == "err\n",
+             what="the first output in the log")
+    st = s.state()
+    assert st["status"] == "RUNNING" and st["pid"] == pid
+    err = s.ctl("start", check=False)
+    assert isinstance(err, RpcError) and err.code == "FAILED_PRECONDITION", err
+    s.ctl("kill", "KILL")
+    ex = s.wait()
+    assert ex["pid"] == pid and ex["signal"] == signal.SIGKILL
+    assert s.state()["status"] == "STOPPED"
+    s.ctl("delete")
+    s.ctl("shutdown")
+
+
+def test_create_with_start_quick_exit_and_failure(make_shim):
+    s = make_shim(["sh", "-c", "exit 9"])
+    s.start()
+    pid = s.ctl("create", "--start")["pid"]
+    ex = s.wait()
+    assert ex["pid"] == pid and ex["exit_code"] == 9
+    assert s.state()["status"] == "STOPPED"
+    s.ctl("delete")
+    s.ctl("shutdown")
+
+    bad = make_shim(["/no/such/program"])
+    bad.start()
+    err = bad.ctl("create", "--start", check=False)
+    assert isinstance(err, RpcError) and err.code == "INTERNAL", err
+    assert "/no/such/program" in err.message, err.message
+    assert bad.state()["status"] == "UNKNOWN"
+    # nothing left with the runtime
+    wait_for(lambda: not (bad.runtime_root / bad.id).exists(), what="the runtime's state removed")
+
+
 def test_killed_by_signal(make_shim):
     s = make_shim(["sleep", "1000"])
     s.start()

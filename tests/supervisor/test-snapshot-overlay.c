@@ -499,6 +499,60 @@ static void test_modes(void **state)
         free(dir);
 }
 
+/* Two handles on one root, as the supervisor and a worker process have:
+ * each keeps the metadata it last read or wrote, and must see the other's
+ * changes (and a change made behind both, by rewriting the file in place). */
+static void test_two_handles(void **state)
+{
+        struct fixture *f = *state;
+        struct berr e = { 0 };
+        struct snapshot_overlay *other = NULL;
+        struct snapshot_info i = { 0 };
+        if (snapshot_overlay_open_ex(f->dir, SNAPSHOT_MODE_OVERLAY, &other, &e) < 0)
+                fail_msg("open: %s", e.msg);
+
+        assert_int_equal(snapshot_overlay_prepare(f->sn, "a", NULL, NULL, &e), 0);
+        assert_int_equal(snapshot_overlay_stat(f->sn, "a", &i, &e), 0); /* kept by f->sn */
+        snapshot_info_done(&i);
+        assert_int_equal(snapshot_overlay_stat(other, "a", &i, &e), 0);
+        snapshot_info_done(&i);
+        assert_int_equal(snapshot_overlay_commit(other, "A", "a", &e), 0);
+        assert_int_equal(snapshot_overlay_prepare(other, "b", "A", NULL, &e), 0);
+        /* the other handle's writes are seen */
+        assert_int_equal(snapshot_overlay_stat(f->sn, "a", &i, &e), -ENOENT);
+        assert_int_equal(snapshot_overlay_stat(f->sn, "b", &i, &e), 0);
+        assert_int_equal(i.id, 2);
+        snapshot_info_done(&i);
+        /* ids keep counting across handles */
+        assert_int_equal(snapshot_overlay_prepare(f->sn, "c", "A", NULL, &e), 0);
+        assert_int_equal(snapshot_overlay_stat(other, "c", &i, &e), 0);
+        assert_int_equal(i.id, 3);
+        snapshot_info_done(&i);
+        assert_int_equal(snapshot_overlay_remove(other, "c", &e), 0);
+        assert_int_equal(snapshot_overlay_stat(f->sn, "c", &i, &e), -ENOENT);
+
+        /* a failed change leaves nothing behind in what a handle keeps */
+        assert_int_equal(snapshot_overlay_commit(f->sn, "A", "b", &e), -EEXIST);
+        assert_int_equal(snapshot_overlay_stat(f->sn, "b", &i, &e), 0);
+        snapshot_info_done(&i);
+
+        /* the file rewritten in place (same inode), shorter: not what was kept */
+        char *meta = unit_path(f->dir, "meta/snapshots.json");
+        FILE *fp = fopen(meta, "r+");
+        assert_non_null(fp);
+        assert_int_equal(fputs("{\"next\": 9, \"mode\": \"overlay\", \"snapshots\": {}}", fp) >= 0, 1);
+        assert_int_equal(ftruncate(fileno(fp), ftell(fp)), 0);
+        fclose(fp);
+        free(meta);
+        assert_int_equal(snapshot_overlay_stat(f->sn, "b", &i, &e), -ENOENT);
+        assert_int_equal(snapshot_overlay_stat(other, "A", &i, &e), -ENOENT);
+        assert_int_equal(snapshot_overlay_prepare(other, "d", NULL, NULL, &e), 0);
+        assert_int_equal(snapshot_overlay_stat(f->sn, "d", &i, &e), 0);
+        assert_int_equal(i.id, 9);
+        snapshot_info_done(&i);
+        snapshot_overlay_free(other);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -508,6 +562,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_copy_chain, setup_copy, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_parent_missing_fs, setup_copy, teardown),
                 cmocka_unit_test(test_modes),
+                cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
