@@ -822,14 +822,17 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         json_object_set_new(c->doc, "HasBeenManuallyStopped", json_false());
         json_t *copy_up = json_incref(json_object_get(c->doc, "BerthCopyUp"));
         /* Created and started in one call (one runtime command, no
-         * StartTask) unless something must happen in between: volumes
-         * copied into the mounted rootfs, or attach clients (a run or
-         * start -a attaches first, AttachStd* in the config) connected
-         * before the process writes. */
-        bool at_once = !copy_up && c->attach_pending == 0 &&
-                       !json_is_true(json_object_get(config, "AttachStdin")) &&
-                       !json_is_true(json_object_get(config, "AttachStdout")) &&
-                       !json_is_true(json_object_get(config, "AttachStderr"));
+         * StartTask; docs/decisions.md) unless volumes are to be copied
+         * into the mounted rootfs first. The attach clients already here
+         * (a run or start -a attaches first) see all the output: the shim
+         * holds it until they connect. A config that expects a client
+         * (AttachStd*) when none is here yet takes two calls, in case its
+         * client is on the way. */
+        bool expects_attach = json_is_true(json_object_get(config, "AttachStdin")) ||
+                              json_is_true(json_object_get(config, "AttachStdout")) ||
+                              json_is_true(json_object_get(config, "AttachStderr"));
+        bool at_once = !copy_up && (c->attach_pending > 0 || !expects_attach);
+        unsigned hold = at_once ? c->attach_pending : 0;
         unsigned gen = c->generation;
         pthread_mutex_unlock(&en->ctrs.lock);
         char nerr[512];
@@ -849,6 +852,7 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         creq.stdin = json_is_true(json_object_get(config, "OpenStdin"));
         creq.stdin_once = json_is_true(json_object_get(config, "StdinOnce"));
         creq.start = at_once;
+        creq.hold_for_attach = hold;
         Berth__Supervisor__CreateTaskResponse *crep = NULL;
         int r = task_call(en, "tasks.CreateTask", &creq.base, &berth__supervisor__create_task_response__descriptor,
                           ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &crep, &st);
@@ -885,15 +889,16 @@ static int start_locked(struct engine *en, struct ctr *c, char *err, size_t errl
         }
         c->task = true;
         pthread_cond_broadcast(&en->ctrs.changed);
+        /* attach clients that waited for the task connect (before it starts,
+         * or before its output is read) */
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += 2;
+        while (c->attach_ready < c->attach_pending &&
+               pthread_cond_timedwait(&en->ctrs.changed, &en->ctrs.lock, &dl) == 0)
+                ;
+        c->attach_pending = c->attach_ready = 0;
         if (!at_once) {
-                /* attach clients that waited for the task connect before it starts */
-                struct timespec dl;
-                clock_gettime(CLOCK_REALTIME, &dl);
-                dl.tv_sec += 2;
-                while (c->attach_ready < c->attach_pending &&
-                       pthread_cond_timedwait(&en->ctrs.changed, &en->ctrs.lock, &dl) == 0)
-                        ;
-                c->attach_pending = c->attach_ready = 0;
                 gen = c->generation;
                 pthread_mutex_unlock(&en->ctrs.lock);
                 Berth__Supervisor__StartTaskRequest sreq = BERTH__SUPERVISOR__START_TASK_REQUEST__INIT;

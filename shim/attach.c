@@ -176,6 +176,7 @@ static void client_header(struct attach_client *c, size_t nl)
         client_reply(c, json_pack("{s:b, s:b, s:b}", "ok", 1, "tty", p->terminal, "stdin", c->want_stdin));
         if (c->io->done)
                 c->closing = true;
+        io_client_added(c->io); /* last: it may start reading, and send */
 
         /* bytes after the header line are stdin already */
         size_t rest = c->header_len - nl - 1;
@@ -381,6 +382,14 @@ void attach_broadcast(struct io *io, enum jlog_stream kind, const void *data, si
                         client_queue(c, h, io->tty ? 0 : sizeof(h), data, len);
                 c = next;
         }
+}
+
+unsigned attach_count(const struct io *io)
+{
+        unsigned n = 0;
+        for (const struct attach_client *c = io->clients; c; c = c->next)
+                n++;
+        return n;
 }
 
 void attach_finish(struct io *io)

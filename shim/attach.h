@@ -34,5 +34,7 @@ void attach_broadcast(struct io *io, enum jlog_stream kind, const void *data, si
 void attach_finish(struct io *io);
 /* stdin has room again: clients that were paused are read again. */
 void attach_resume_input(struct io *io);
+/* How many clients io has. */
+unsigned attach_count(const struct io *io);
 /* io goes away: its clients are closed now. */
 void attach_drop_all(struct io *io);

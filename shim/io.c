@@ -255,6 +255,45 @@ int io_start(struct io *io)
         return 0;
 }
 
+static void io_release(struct io *io)
+{
+        if (!io->held)
+                return;
+        io->held = false;
+        loop_cancel_timer(io->hold_timer);
+        io->hold_timer = NULL;
+        if (io_start(io) < 0)
+                log_warn("shim: %s: cannot read its output: %m", proc_name(io->proc));
+        proc_io_released(io->proc);
+}
+
+static void on_hold_timeout(struct loop_timer *t, void *data)
+{
+        struct io *io = data;
+        io->hold_timer = NULL;
+        log_debug("shim: %s: %u attach client(s) expected, not all came: output read", proc_name(io->proc),
+                  io->hold_for);
+        io_release(io);
+}
+
+int io_hold(struct io *io, unsigned clients, unsigned timeout_ms)
+{
+        if (attach_count(io) >= clients)
+                return io_start(io);
+        io->hold_timer = loop_add_timer(io->proc->shim->loop, timeout_ms, on_hold_timeout, io);
+        if (!io->hold_timer)
+                return io_start(io);
+        io->held = true;
+        io->hold_for = clients;
+        return 0;
+}
+
+void io_client_added(struct io *io)
+{
+        if (io->held && attach_count(io) >= io->hold_for)
+                io_release(io);
+}
+
 static void on_drain_timeout(struct loop_timer *t, void *data)
 {
         struct io *io = data;
@@ -292,6 +331,9 @@ void io_free(struct io *io)
         attach_drop_all(io);
         loop_cancel_timer(io->drain_timer);
         io->drain_timer = NULL;
+        loop_cancel_timer(io->hold_timer);
+        io->hold_timer = NULL;
+        io->held = false;
         struct io_stream *st[] = { &io->out, &io->err };
         for (size_t i = 0; i < ARRAY_SIZE(st); i++) {
                 loop_remove(st[i]->src);

@@ -32,6 +32,9 @@ struct io {
         bool tty;
         int pty;        /* the pty master, kept for resizing; -1 without */
         bool started;   /* output is being read */
+        bool held;      /* not yet: until hold_for attach clients are here */
+        unsigned hold_for;
+        struct loop_timer *hold_timer;
         bool done;      /* every output stream has ended */
         struct io_stream out, err;
         /* the process's ends, given to the runtime; closed once it runs */
@@ -63,6 +66,13 @@ void io_close_child_ends(struct io *io);
 char *io_slurp(struct io *io);
 /* Starts copying output (after the runtime created the process). */
 int io_start(struct io *io);
+/* io_start once `clients` attach clients are registered, or after
+ * timeout_ms: a process started at create writes before its attach clients
+ * can connect, and what it writes waits in the pipes (or the pty) for them.
+ * proc_io_released() is called when reading starts. */
+int io_hold(struct io *io, unsigned clients, unsigned timeout_ms);
+/* An attach client registered on io (attach.c). */
+void io_client_added(struct io *io);
 /* The process exited: read what is left, then close; io.done is set (and
  * proc_io_done called) when the streams end or after timeout_ms. */
 void io_drain(struct io *io, unsigned timeout_ms);

@@ -30,6 +30,8 @@
 /* How long output may keep flowing after the process exited before the
  * shim stops waiting for it (someone outside the container holds the pipe). */
 #define DRAIN_TIMEOUT_MS 2000
+/* how long output started at create waits for its attach clients */
+#define HOLD_TIMEOUT_MS 2000
 /* How long a Delete waits for the killed process to be reaped. */
 #define DELETE_REAP_TIMEOUT_MS 10000
 
@@ -42,6 +44,7 @@ struct op {
         char *file; /* a file to remove afterwards (update's resources) */
         uint64_t spawned_ns; /* when the runtime command was started */
         bool started; /* a create that started the process too (run --detach) */
+        unsigned hold; /* then: attach clients its output waits for */
 };
 
 char *shim_path(const struct shim *s, const char *fmt, ...)
@@ -139,7 +142,7 @@ static void fill_exit(Berth__Shim__ExitStatus *out, const struct proc *p, char *
 
 static bool reportable(const struct proc *p)
 {
-        return p->exited && (p->io.done || !p->io.started);
+        return p->exited && (p->io.done || (!p->io.started && !p->io.held));
 }
 
 static void reply_wait(struct rpc_call *call, const struct proc *p)
@@ -186,6 +189,12 @@ void proc_io_done(struct proc *p)
 {
         if (p->exited)
                 proc_finish(p);
+}
+
+void proc_io_released(struct proc *p)
+{
+        if (p->exited)
+                io_drain(&p->io, DRAIN_TIMEOUT_MS);
 }
 
 static void write_exit_file(struct proc *p)
@@ -417,7 +426,10 @@ static void on_created(struct shim *s, struct rt_result *res, void *data)
                 if (warn && warn[0])
                         log_warn("shim: runtime create: %s", warn);
         }
-        io_start(&p->io);
+        if (o->started && o->hold > 0)
+                io_hold(&p->io, o->hold, HOLD_TIMEOUT_MS);
+        else
+                io_start(&p->io);
         if (shim_claim_exit(s, pid, o->spawned_ns, &st))
                 proc_exited(p, st);
 
@@ -436,7 +448,8 @@ fail:
         op_free(o);
 }
 
-void proc_create(struct proc *p, struct rpc_call *call, bool want_stdin, bool stdin_once, bool start)
+void proc_create(struct proc *p, struct rpc_call *call, bool want_stdin, bool stdin_once, bool start,
+                 unsigned hold)
 {
         struct shim *s = p->shim;
         struct berr e = { 0 };
@@ -471,6 +484,7 @@ void proc_create(struct proc *p, struct rpc_call *call, bool want_stdin, bool st
         const char *args[16];
         size_t n = 0;
         o->started = start;
+        o->hold = hold;
         args[n++] = start ? "run" : "create";
         if (start)
                 args[n++] = "--detach";

@@ -8,7 +8,10 @@
 
 #include "shim.h"
 
-void proc_create(struct proc *init, struct rpc_call *call, bool want_stdin, bool stdin_once, bool start);
+/* start: the runtime's run --detach, no Start follows; hold: then the
+ * output is read only once that many attach clients are here (io_hold). */
+void proc_create(struct proc *init, struct rpc_call *call, bool want_stdin, bool stdin_once, bool start,
+                 unsigned hold);
 void proc_start(struct proc *p, struct rpc_call *call);
 void proc_kill(struct proc *p, struct rpc_call *call, unsigned sig, bool all);
 void proc_delete(struct proc *p, struct rpc_call *call, bool force);

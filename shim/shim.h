@@ -124,3 +124,5 @@ bool shim_claim_exit(struct shim *s, pid_t pid, uint64_t since_ns, int *ret_stat
 void proc_exited(struct proc *p, int status);
 /* Called by io.c when the last output stream of p ended. */
 void proc_io_done(struct proc *p);
+/* Called by io.c when held output (io_hold) starts being read. */
+void proc_io_released(struct proc *p);

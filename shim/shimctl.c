@@ -41,7 +41,7 @@ static void usage(FILE *f)
                 "\n"
                 "Commands (one RPC each, the reply printed as JSON):\n"
                 "  connect\n"
-                "  create [--stdin] [--stdin-once] [--start]\n"
+                "  create [--stdin] [--stdin-once] [--start [--hold N]]\n"
                 "  start [--exec ID]\n"
                 "  state [--exec ID]\n"
                 "  wait [--exec ID]                       (no timeout unless --timeout)\n"
@@ -134,6 +134,7 @@ struct cmd_opts {
         bool all, force, now, tty, in, in_once, raw, no_stdout, no_stderr, start;
         const char *process, *cwd, *payload_hex;
         long payload_size;
+        unsigned hold;
         char **env;
         size_t n_env;
 };
@@ -149,6 +150,7 @@ static int parse_cmd_opts(int argc, char **argv, struct cmd_opts *o)
                 { "stdin", no_argument, NULL, 'i' },
                 { "stdin-once", no_argument, NULL, 'I' },
                 { "start", no_argument, NULL, 'S' },
+                { "hold", required_argument, NULL, 'H' },
                 { "raw", no_argument, NULL, 'r' },
                 { "no-stdout", no_argument, NULL, 'O' },
                 { "no-stderr", no_argument, NULL, 'E' },
@@ -186,6 +188,9 @@ static int parse_cmd_opts(int argc, char **argv, struct cmd_opts *o)
                         break;
                 case 'S':
                         o->start = true;
+                        break;
+                case 'H':
+                        o->hold = (unsigned) strtoul(optarg, NULL, 10);
                         break;
                 case 'r':
                         o->raw = true;
@@ -590,6 +595,7 @@ int main(int argc, char **argv)
                 req.stdin = o.in || o.in_once;
                 req.stdin_once = o.in_once;
                 req.start = o.start;
+                req.hold_for_attach = o.hold;
                 r = call(&c, "shim.Create", &req.base, &berth__shim__create_response__descriptor,
                          DEFAULT_TIMEOUT_MS);
         } else if (strcmp(cmd, "start") == 0) {

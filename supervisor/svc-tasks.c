@@ -760,6 +760,7 @@ static void h_task_create_slow(struct rpc_call *call, const ProtobufCMessage *re
         cr.stdin = req->stdin || req->stdin_once;
         cr.stdin_once = req->stdin_once;
         cr.start = req->start;
+        cr.hold_for_attach = req->hold_for_attach;
         if (task_shim_call(t->client, "shim.Create", &cr.base, &berth__shim__create_response__descriptor,
                            SHIM_TIMEOUT_MS, (ProtobufCMessage **) &crr, &e) < 0)
                 goto fail_shim;

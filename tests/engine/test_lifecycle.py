@@ -276,10 +276,17 @@ def test_detached_run_created_and_started_in_one_call(stack, name):
     assert stack.inspect(name)["State"]["Status"] == "created"
     stack.docker("rm", name)
 
-    # a created container attached at its start (two calls): all its output
+    # a created container attached at its start: all its output
     stack.docker("create", "--name", name, stack.image, "sh", "-c", "echo one; echo two")
     assert stack.docker("start", "-a", name).stdout == "one\ntwo\n"
     stack.docker("rm", name)
+    # run attached (one call, the output held for the client), many times
+    for _ in range(5):
+        p = stack.docker("run", "--rm", stack.image, "sh", "-c", "echo one; echo two >&2; exit 3",
+                         check=False)
+        assert (p.returncode, p.stdout, p.stderr) == (3, "one\n", "two\n")
+    p = stack.docker("run", "--rm", stack.image, "seq", "1", "50000", check=False)
+    assert p.returncode == 0 and p.stdout.count("\n") == 50000
 
 
 def test_container_and_snapshot_dirs_are_separate_trees(stack):

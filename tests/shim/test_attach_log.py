@@ -39,6 +39,37 @@ def test_two_clients_frames_and_stdin(make_shim):
     assert s.log_text("stdout") == "ready\nout:one\nout:two\n"
 
 
+def test_output_of_a_process_started_at_create_waits_for_its_clients(make_shim):
+    """create --start --hold 2: the process runs and exits at once, but its
+    output is read (and its exit answered) only once two clients are here,
+    so both get all of it."""
+    s = make_shim(["sh", "-c", "echo early; echo warn >&2; exit 4"])
+    s.start()
+    pid = s.ctl("create", "--start", "--hold", "2")["pid"]
+    time.sleep(0.3)
+    assert s.log_entries() == []  # held: nothing read yet
+    waiter = s.ctl_popen("wait")
+    a = Attach(s)
+    time.sleep(0.2)
+    assert waiter.poll() is None  # one client of two: still held
+    b = Attach(s)
+    for cl in (a, b):
+        assert demux(cl.read_all()) == {"stdout": b"early\n", "stderr": b"warn\n"}
+    out, _ = waiter.communicate(timeout=10)
+    ex = json.loads(out.strip().splitlines()[-1])["exit"]
+    assert ex["exit_code"] == 4 and ex["pid"] == pid
+    assert s.log_text("stdout") == "early\n" and s.log_text("stderr") == "warn\n"
+
+    # clients that never come: the output is read after 2 s anyway
+    t = make_shim(["sh", "-c", "echo alone"])
+    t.start()
+    t0 = time.time()
+    t.ctl("create", "--start", "--hold", "1")
+    assert t.wait()["exit_code"] == 0
+    assert 1.5 < time.time() - t0 < 8
+    assert t.log_text("stdout") == "alone\n"
+
+
 def test_stdin_once_closes_on_first_client_eof(make_shim):
     s = make_shim(["sh", "-c", "cat; echo cat-done"])
     s.start()
