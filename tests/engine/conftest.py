@@ -96,6 +96,10 @@ class Stack:
         return subprocess.Popen(args, stdout=open(self.base / log, "ab"), stderr=subprocess.STDOUT, **popen)
 
     def start_supervisor(self):
+        if self.sup is None or self.sup.poll() is not None:
+            # a supervisor killed with -9 leaves its socket file: gone, its
+            # existence below means the new one listens
+            (self.run / "supervisor.sock").unlink(missing_ok=True)
         self.sup = self._spawn([self.sup_bin, "--root", str(self.root), "--exec-root", str(self.run),
                                 "--shim", self.shim_bin, "--runtime", self.ocirun], "supervisor.log")
         self._wait(lambda: (self.run / "supervisor.sock").exists(), self.sup, "supervisor")
@@ -108,9 +112,13 @@ class Stack:
         self._wait(self._engine_up, self.eng, "engine")
 
     def _engine_up(self):
+        return self._listening(self.sock)
+
+    @staticmethod
+    def _listening(path):
         try:
             with socket.socket(socket.AF_UNIX) as s:
-                s.connect(str(self.sock))
+                s.connect(str(path))
             return True
         except OSError:
             return False
