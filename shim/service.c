@@ -66,7 +66,7 @@ static void h_create(struct rpc_call *call, const ProtobufCMessage *request, voi
         struct shim *s = userdata;
         if (!adopted(s, call))
                 return;
-        proc_create(s->init, call, req->stdin, req->stdin_once, req->start, req->start ? req->hold_for_attach : 0);
+        proc_create(s->init, call, req->stdin, req->stdin_once, req->start, req->hold_for_attach);
 }
 
 static void h_start(struct rpc_call *call, const ProtobufCMessage *request, void *userdata)

@@ -120,7 +120,7 @@ void supervisor_images_fini(struct supervisor *s);
  * container is gone, roll back half-created containers. Called before the
  * RPC socket opens. */
 int supervisor_tasks_init(struct supervisor *s, struct berr *e);
-/* Stops waiting on shims (they and their containers keep running). */
 /* Wakes the calls that wait on tasks once s->stopping is set. */
 void supervisor_tasks_stop(struct supervisor *s);
+/* Stops waiting on shims (they and their containers keep running). */
 void supervisor_tasks_fini(struct supervisor *s);

@@ -244,8 +244,7 @@ static int meta_load(struct snapshot_overlay *sn, struct snapshot_meta *m, struc
                 r = json_object_set_new(m->doc, "mode", json_string(snapshot_mode_string(sn->mode))) < 0
                             ? berr_set(e, ENOMEM, "snapshot metadata")
                             : 0;
-        }
-        else if (strcmp(rec, snapshot_mode_string(sn->mode)) != 0)
+        } else if (strcmp(rec, snapshot_mode_string(sn->mode)) != 0)
                 r = berr_setx(e, EINVAL, "snapshots in \"%s\" were made by the %s snapshotter, not the %s snapshotter",
                               sn->snapshots, rec, snapshot_mode_string(sn->mode));
         if (r < 0)
