@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "listen-guard.h"
 #include "log.h"
 #include "rpc-util.h"
 #include "rpc.pb-c.h"
@@ -61,6 +62,7 @@ struct rpc_worker {
 
 struct rpc_server {
         nng_socket sock;
+        struct listen_guard *guard;
         const struct rpc_method *methods;
         size_t n_methods;
         void *userdata;
@@ -415,10 +417,11 @@ int rpc_server_start(const char *url, const struct rpc_method *methods, size_t n
         size_t cap = s->opt.max_message > SIZE_MAX / TRANSPORT_CAP_FACTOR ? SIZE_MAX
                                                                            : s->opt.max_message * TRANSPORT_CAP_FACTOR;
         nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, cap);
-        nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
-        nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
-        if ((rv = nng_listen(s->sock, url, NULL, 0)) != 0) {
-                rv = berr_setx(e, rpc_errno_from_nng(rv), "rpc: cannot listen on \"%s\": %s", url, nng_strerror(rv));
+        struct listen_guard_options lo = {
+                .mode = s->opt.mode, .probe_ms = s->opt.probe_ms, .pipe_cb = pipe_cb, .pipe_arg = s
+        };
+        if ((rv = listen_guard_start(s->sock, url, &lo, &s->guard, e)) < 0) {
+                berr_prefix(e, "rpc");
                 goto fail;
         }
         arm_receivers(s);
@@ -506,6 +509,16 @@ int rpc_server_flush(struct rpc_server *s, uint32_t pipe_id, int timeout_ms)
         return r;
 }
 
+int rpc_server_moved(struct rpc_server *s, const char *path)
+{
+        return s->guard ? listen_guard_moved(s->guard, path) : 0;
+}
+
+unsigned rpc_server_renewals(struct rpc_server *s)
+{
+        return s->guard ? listen_guard_renewals(s->guard) : 0;
+}
+
 unsigned rpc_server_pending(struct rpc_server *s)
 {
         pthread_mutex_lock(&s->lock);
@@ -522,7 +535,9 @@ void rpc_server_free(struct rpc_server *s)
         s->closing = true;
         pthread_mutex_unlock(&s->lock);
 
+        listen_guard_stop(s->guard);
         nng_close(s->sock);
+        listen_guard_free(s->guard);
         for (struct rpc_worker *w = s->all; w; w = w->next_all)
                 nng_aio_stop(w->aio);
 

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "err.h"
 #include "rpc-code.h"
@@ -49,10 +50,15 @@ struct rpc_server_options {
         unsigned receivers;  /* contexts waiting for requests; 0: 4 */
         unsigned max_calls;  /* contexts in all (parked calls included); 0: 4096 */
         int flags;           /* RPC_SERVER_QUEUE */
+        mode_t mode;         /* ipc: the socket file's mode; 0: 0600 */
+        unsigned probe_ms;   /* ipc: how often the listener is checked; 0: 1 s */
 };
 
-/* Listens on url ("ipc:///run/berth/shims/<id>/shim.sock"). methods must
- * outlive the server. opts may be NULL. */
+/* Listens on url ("ipc:///run/berth/shims/<id>/shim.sock"), through a
+ * listen guard (listen-guard.h): the socket file gets its mode before it
+ * appears at the path, a listener that stops accepting is replaced, and the
+ * path is left in place when the server is freed. methods must outlive the
+ * server. opts may be NULL. */
 int rpc_server_start(const char *url, const struct rpc_method *methods, size_t n_methods, void *userdata,
                      const struct rpc_server_options *opts, struct rpc_server **ret, struct berr *e);
 
@@ -68,6 +74,13 @@ int rpc_server_dispatch(struct rpc_server *s);
  * gone away, e.g. after answering a request to shut down: the client reads
  * its reply and closes. Returns 0, or -ETIMEDOUT. */
 int rpc_server_flush(struct rpc_server *s, uint32_t pipe_id, int timeout_ms);
+
+/* The socket file was moved to path (its directory was renamed). */
+int rpc_server_moved(struct rpc_server *s, const char *path);
+
+/* How many times the listener was replaced because it had stopped
+ * accepting. */
+unsigned rpc_server_renewals(struct rpc_server *s);
 
 /* Number of calls received and not yet answered (parked ones included). */
 unsigned rpc_server_pending(struct rpc_server *s);

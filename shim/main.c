@@ -339,8 +339,9 @@ int shim_adopt(struct shim *s, const struct adoption *a, struct berr *e)
                         return -EIO;
                 }
         }
-        _cleanup_free_ char *attach_path = NULL;
+        _cleanup_free_ char *attach_path = NULL, *sock_path = NULL;
         if (asprintf(&attach_path, "%s/attach.sock", a->state_dir) < 0 ||
+            asprintf(&sock_path, "%s/shim.sock", a->state_dir) < 0 || rpc_server_moved(s->rpc, sock_path) < 0 ||
             attach_server_moved(s->attach, attach_path) < 0 || !(adopted.id = strdup(a->id)) ||
             !(adopted.runtime = strdup(a->runtime)) || !(adopted.state_dir = strdup(a->state_dir)) ||
             (a->runtime_root && *a->runtime_root && !(adopted.runtime_root = strdup(a->runtime_root))) ||
@@ -480,7 +481,6 @@ int main(int argc, char **argv)
                 report(ready, e.msg);
                 return 1;
         }
-        chmod(sock_path, 0600);
         loop_add_fd(s.loop, rpc_server_fd(s.rpc), EPOLLIN, on_rpc, &s);
         if (attach_server_start(&s, attach_path, &s.attach, &e) < 0) {
                 report(ready, e.msg);

@@ -8,10 +8,12 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "listen-guard.h"
 #include "log.h"
 
 struct supervisor_events {
         nng_socket sock;
+        struct listen_guard *guard;
 };
 
 int supervisor_events_open(struct supervisor *s, const char *url, struct berr *e)
@@ -24,11 +26,10 @@ int supervisor_events_open(struct supervisor *s, const char *url, struct berr *e
                 free(ev);
                 return berr_setx(e, EIO, "cannot open the events socket: %s", nng_strerror(rv));
         }
-        if ((rv = nng_listen(ev->sock, url, NULL, 0)) != 0) {
+        if ((rv = listen_guard_start(ev->sock, url, NULL, &ev->guard, e)) < 0) {
                 nng_close(ev->sock);
                 free(ev);
-                return berr_setx(e, rv == NNG_EADDRINUSE ? EADDRINUSE : EIO, "cannot listen on \"%s\": %s", url,
-                                 nng_strerror(rv));
+                return rv;
         }
         s->events = ev;
         return 0;
@@ -38,7 +39,9 @@ void supervisor_events_close(struct supervisor *s)
 {
         if (!s->events)
                 return;
+        listen_guard_stop(s->events->guard);
         nng_close(s->events->sock);
+        listen_guard_free(s->events->guard);
         free(s->events);
         s->events = NULL;
 }

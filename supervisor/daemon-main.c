@@ -349,13 +349,6 @@ static struct rpc_method *all_methods(size_t *ret_n)
         return all;
 }
 
-static void chmod_socket(const char *url)
-{
-        const char *p = ipc_path(url);
-        if (p && chmod(p, 0600) < 0)
-                log_warn("supervisor: chmod 0600 \"%s\" (ignored): %m", p);
-}
-
 static void unlink_socket(const char *url)
 {
         const char *p = ipc_path(url);
@@ -521,13 +514,11 @@ int main(int argc, char **argv)
                 log_error("%s", e.msg);
                 goto out_services;
         }
-        chmod_socket(events_address);
         struct rpc_server_options ro = { .max_message = RPC_MAX_MESSAGE, .receivers = 4 };
         if (rpc_server_start(address, methods, n_methods, &s, &ro, &s.server, &e) < 0) {
                 log_error("%s", e.msg);
                 goto out_events;
         }
-        chmod_socket(address);
         char pidbuf[32];
         int pidlen = snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int) getpid());
         if ((r = fs_write_atomic_ex(pid_file, pidbuf, (size_t) pidlen, 0644, 0)) < 0)

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -385,6 +388,69 @@ static void test_unavailable(void **state)
         assert_null(c);
 }
 
+/* Connects to the server's socket file and closes at once, before the
+ * server has sent its half of the SP handshake: the server's send fails,
+ * and nng 1.5.2's listener takes that for its own closing and stops
+ * accepting for good. The server may be quicker (then the close is a
+ * reset, which it survives), so this is done a few times. */
+static void leave_during_handshake(struct fixture *fx)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/rpc.sock", fx->dir);
+        for (int i = 0; i < 20; i++) {
+                int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                assert_true(fd >= 0);
+                assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+                close(fd);
+        }
+}
+
+/* Clients that leave during the handshake: the listener is replaced, a new
+ * client is served, and a client connected before keeps its connection.
+ * The socket file is 0600 from the start. */
+static void test_listener_renewed(void **state)
+{
+        (void) state;
+        struct rpc_server_options o = { .probe_ms = 50 };
+        struct fixture *fx = fixture_new(&o);
+        struct rpc_status st;
+        Berth__Shim__StateResponse *r = NULL;
+        char path[160];
+        struct stat sb;
+
+        snprintf(path, sizeof(path), "%s/rpc.sock", fx->dir);
+        assert_int_equal(stat(path, &sb), 0);
+        assert_true(S_ISSOCK(sb.st_mode));
+        assert_int_equal(sb.st_mode & 07777, 0600);
+
+        struct rpc_client *before = client(fx);
+        assert_int_equal(call_state(before, "a", 5000, &r, &st), 0);
+        berth__shim__state_response__free_unpacked(r, NULL);
+
+        leave_during_handshake(fx);
+        for (int i = 0; i < 300 && rpc_server_renewals(fx->srv) == 0; i++)
+                usleep(10000);
+        assert_true(rpc_server_renewals(fx->srv) >= 1);
+
+        struct rpc_client *after = client(fx);
+        assert_int_equal(call_state(after, "b", 5000, &r, &st), 0);
+        assert_string_equal(r->exec_id, "b");
+        berth__shim__state_response__free_unpacked(r, NULL);
+        assert_int_equal(call_state(before, "c", 5000, &r, &st), 0);
+        berth__shim__state_response__free_unpacked(r, NULL);
+        assert_int_equal(stat(path, &sb), 0);
+        assert_int_equal(sb.st_mode & 07777, 0600);
+
+        /* a working listener is left alone: the probes alone renew nothing */
+        unsigned n = rpc_server_renewals(fx->srv);
+        usleep(300000);
+        assert_int_equal(rpc_server_renewals(fx->srv), n);
+
+        rpc_client_close(before);
+        rpc_client_close(after);
+        fixture_free(fx);
+}
+
 /* The server goes away while calls are parked: the callers hear
  * UNAVAILABLE at once, not at their deadline; later calls too. */
 static void test_server_gone(void **state)
@@ -517,6 +583,7 @@ int main(void)
                 cmocka_unit_test(test_server_gone),
                 cmocka_unit_test(test_queue_mode),
                 cmocka_unit_test(test_flush),
+                cmocka_unit_test(test_listener_renewed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -304,6 +304,7 @@ class Supervisor:
         self.log_path = self.base / "supervisor.log"
         self.proc = None
         self.pid = None
+        self.env = None  # the daemon's environment; None: the test's
 
     def args(self):
         return [self.bin, "--root", str(self.root), "--exec-root", str(self.exec_root),
@@ -311,7 +312,7 @@ class Supervisor:
 
     def start(self, timeout=20):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         self.pid = self.proc.pid
         sock = self.exec_root / "supervisor.sock"
         deadline = time.time() + timeout

@@ -11,6 +11,7 @@ import pty
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -463,6 +464,34 @@ def test_spare_shim_adopted_then_idle_gone(task_supervisor, busybox):
     left_pid = int((left / "shim.pid").read_text())
     wait_for(lambda: not _spares(sv), timeout=20, what="the idle spare to go")
     assert wait_for(lambda: not _alive(left_pid), timeout=5, what="the idle spare's exit")
+
+
+def test_shim_client_leaving_during_handshake(task_supervisor, busybox):
+    """Clients that connect to a shim's socket and close at once (nng
+    1.5.2 then stops accepting): the shim replaces its listener, at the
+    path its state dir was moved to when the spare was adopted, and a
+    restarted supervisor reconnects to it and drives the container."""
+    sv = task_supervisor
+    p = sv.ctr("run", "--rm", busybox, uid("s"), "true", check=None)
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: _spares(sv), what="a spare shim")
+    cid = uid("h")
+    sv.ctr("run", "-d", busybox, cid, "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done")
+    state = sv.exec_root / "shims" / cid
+    for _ in range(20):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(state / "shim.sock"))
+        s.close()
+    wait_for(lambda: "had stopped accepting" in (state / "shim.log").read_text(errors="replace"),
+             what="the shim's new listener")
+    assert oct((state / "shim.sock").stat().st_mode & 0o777) == "0o600"
+    sv.restart()
+    p = sv.ctr("tasks", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo in-exec", check=None, timeout=20)
+    assert p.returncode == 0 and p.stdout == "in-exec\n", p.stderr
+    sv.ctr("tasks", "kill", cid)
+    assert sv.ctr("tasks", "wait", cid, check=None).returncode == 7
+    sv.ctr("tasks", "rm", cid)
+    sv.ctr("containers", "rm", cid)
 
 
 def test_spare_shim_left_by_a_killed_supervisor(task_supervisor, busybox):
