@@ -211,8 +211,8 @@ static void renew(struct listen_guard *g)
         g->retired[g->n_retired++] = g->current;
         g->current = l;
         g->renewals++;
-        log_warn("listener for \"%s\" had stopped accepting (a client that left during the handshake); renewed",
-                 g->path);
+        log_warn("listener for \"%s\" had stopped accepting (no answer to the probe within %d ms); renewed",
+                 g->path, PROBE_TIMEOUT_MS);
 }
 
 static void *guard_thread(void *arg)

@@ -392,16 +392,21 @@ static void test_unavailable(void **state)
  * server has sent its half of the SP handshake: the server's send fails,
  * and nng 1.5.2's listener takes that for its own closing and stops
  * accepting for good. The server may be quicker (then the close is a
- * reset, which it survives), so this is done a few times. */
+ * reset, which it survives), so this is tried until the listener has been
+ * renewed once. Only once: closing a listener that had stopped accepting
+ * leaks the connections stuck in it, inside nng, and the first one is kept
+ * open by the client connected before. */
 static void leave_during_handshake(struct fixture *fx)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/rpc.sock", fx->dir);
-        for (int i = 0; i < 20; i++) {
+        for (int i = 0; i < 50 && rpc_server_renewals(fx->srv) == 0; i++) {
                 int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 assert_true(fd >= 0);
                 assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
                 close(fd);
+                for (int k = 0; k < 30 && rpc_server_renewals(fx->srv) == 0; k++)
+                        usleep(10000);
         }
 }
 
@@ -428,9 +433,7 @@ static void test_listener_renewed(void **state)
         berth__shim__state_response__free_unpacked(r, NULL);
 
         leave_during_handshake(fx);
-        for (int i = 0; i < 300 && rpc_server_renewals(fx->srv) == 0; i++)
-                usleep(10000);
-        assert_true(rpc_server_renewals(fx->srv) >= 1);
+        assert_int_equal(rpc_server_renewals(fx->srv), 1);
 
         struct rpc_client *after = client(fx);
         assert_int_equal(call_state(after, "b", 5000, &r, &st), 0);
