@@ -179,18 +179,21 @@ static bool has_pipes(const struct listen_guard *g, nng_listener l)
         return false;
 }
 
-/* Closes the retired listeners whose connections are all gone. Called with
- * g->lock held. */
-static void close_idle_retired(struct listen_guard *g)
+/* Takes the retired listeners whose connections are all gone off the list,
+ * into idle (room for n_retired). Called with g->lock held; they are
+ * closed after it is released: a close waits for the listener's callbacks,
+ * and on_pipe takes the lock. */
+static size_t take_idle_retired(struct listen_guard *g, nng_listener *idle)
 {
-        size_t k = 0;
+        size_t k = 0, n = 0;
         for (size_t i = 0; i < g->n_retired; i++) {
                 if (has_pipes(g, g->retired[i]))
                         g->retired[k++] = g->retired[i];
                 else
-                        nng_listener_close(g->retired[i]);
+                        idle[n++] = g->retired[i];
         }
         g->n_retired = k;
+        return n;
 }
 
 static void renew(struct listen_guard *g)
@@ -237,7 +240,15 @@ static void *guard_thread(void *arg)
                 free(path);
                 if (ok == 0 && same && !g->stopping)
                         renew(g);
-                close_idle_retired(g);
+                nng_listener *idle = g->n_retired ? calloc(g->n_retired, sizeof(*idle)) : NULL;
+                size_t n_idle = idle ? take_idle_retired(g, idle) : 0;
+                if (n_idle) {
+                        pthread_mutex_unlock(&g->lock);
+                        for (size_t i = 0; i < n_idle; i++)
+                                nng_listener_close(idle[i]);
+                        pthread_mutex_lock(&g->lock);
+                }
+                free(idle);
         }
         pthread_mutex_unlock(&g->lock);
         return NULL;
