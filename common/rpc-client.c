@@ -18,6 +18,9 @@
  * cap is 1 MiB. */
 #define CLIENT_RECV_MAX (64u << 20)
 #define RECONNECT_WAIT_NS (2000ull * 1000000ull)
+/* A call that finds no connection this long replaces the dialer, at most
+ * once per this long (see wait_connected). */
+#define REDIAL_NS (250ull * 1000000ull)
 
 struct inflight {
         nng_aio *aio;
@@ -28,12 +31,15 @@ struct inflight {
 struct rpc_client {
         nng_socket sock;
         char *url;
-        /* lock guards n_pipes and the in-flight list; cond is signalled when
-         * a pipe comes up. */
+        /* lock guards everything below; cond is signalled when a pipe comes
+         * up and when a redial ends. */
         pthread_mutex_t lock;
         pthread_cond_t cond;
         unsigned n_pipes;
         struct inflight *inflight;
+        nng_dialer dialer;
+        bool redialing;
+        uint64_t redialed_ns; /* when the dialer was last made */
 };
 
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -86,11 +92,12 @@ int rpc_client_open(const char *url, struct rpc_client **ret, struct rpc_status 
         nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
         nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, c);
         nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_cb, c);
-        if ((rv = nng_dial(c->sock, url, NULL, 0)) != 0) {
+        if ((rv = nng_dial(c->sock, url, &c->dialer, 0)) != 0) {
                 rpc_status_set(st, RPC_UNAVAILABLE, "rpc: cannot connect to \"%s\": %s", url, nng_strerror(rv));
                 nng_close(c->sock);
                 goto fail_nosock;
         }
+        c->redialed_ns = time_monotonic_ns();
         *ret = c;
         return 0;
 
@@ -123,21 +130,51 @@ static int64_t remaining_ms(uint64_t deadline_ns)
         return (int64_t) ((deadline_ns - now + 999999) / 1000000);
 }
 
+/* Replaces the dialer with one that starts over. nng 1.5.2's dialer gives
+ * up for good when its connection attempt ends with NNG_ECLOSED, which is
+ * what a server that dies during the handshake gives (the same bug as
+ * nanomsg/nng#1518 on the dialing side). A dialer that was only waiting to
+ * retry loses nothing by it. Called with c->lock held; releases it while
+ * nng works (closing a dialer waits for its callbacks, and pipe_cb takes
+ * the lock). */
+static void redial(struct rpc_client *c)
+{
+        c->redialing = true;
+        nng_dialer old = c->dialer, d = NNG_DIALER_INITIALIZER;
+        pthread_mutex_unlock(&c->lock);
+        nng_dialer_close(old);
+        int rv = nng_dial(c->sock, c->url, &d, NNG_FLAG_NONBLOCK);
+        pthread_mutex_lock(&c->lock);
+        if (rv == 0)
+                c->dialer = d;
+        c->redialed_ns = time_monotonic_ns();
+        c->redialing = false;
+        pthread_cond_broadcast(&c->cond);
+}
+
 /* Waits for a connection until the deadline. Called with c->lock held. */
 static bool wait_connected(struct rpc_client *c, uint64_t deadline_ns)
 {
         /* A server that stays away this long is unavailable, whatever the
          * call's own deadline (the dialer retries every 20 ms to 1 s). */
-        uint64_t limit = time_monotonic_ns() + RECONNECT_WAIT_NS;
+        uint64_t now = time_monotonic_ns(), limit = now + RECONNECT_WAIT_NS;
         if (deadline_ns > limit)
                 deadline_ns = limit;
         while (c->n_pipes == 0) {
-                if (time_monotonic_ns() >= deadline_ns)
+                now = time_monotonic_ns();
+                if (now >= deadline_ns)
                         return false;
+                if (!c->redialing && now - c->redialed_ns >= REDIAL_NS) {
+                        redial(c);
+                        continue;
+                }
+                uint64_t wake = c->redialed_ns + REDIAL_NS;
+                if (c->redialing || wake > deadline_ns)
+                        wake = deadline_ns;
                 /* time_monotonic_ns() is CLOCK_MONOTONIC, the cond's clock */
                 struct timespec ts = {
-                        .tv_sec = (time_t) (deadline_ns / 1000000000ull),
-                        .tv_nsec = (long) (deadline_ns % 1000000000ull),
+                        .tv_sec = (time_t) (wake / 1000000000ull),
+                        .tv_nsec = (long) (wake % 1000000000ull),
                 };
                 pthread_cond_timedwait(&c->cond, &c->lock, &ts);
         }
