@@ -71,7 +71,7 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
                         }
                 }
                 /* a pipe not recorded only keeps a retired listener open
-                 * for less long */
+                 * for less long, and a flush waits less for it */
                 if (g->n_pipes < g->cap_pipes) {
                         int l = nng_listener_id(nng_pipe_listener(p));
                         g->pipes[g->n_pipes++] = (struct guard_pipe) { id, l > 0 ? (uint32_t) l : 0 };
@@ -319,6 +319,16 @@ int listen_guard_moved(struct listen_guard *g, const char *path)
         g->path = p;
         pthread_mutex_unlock(&g->lock);
         return 0;
+}
+
+bool listen_guard_has_pipe(struct listen_guard *g, uint32_t pipe_id)
+{
+        pthread_mutex_lock(&g->lock);
+        bool found = false;
+        for (size_t i = 0; i < g->n_pipes && !found; i++)
+                found = g->pipes[i].pipe == pipe_id;
+        pthread_mutex_unlock(&g->lock);
+        return found;
 }
 
 unsigned listen_guard_renewals(struct listen_guard *g)

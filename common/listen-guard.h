@@ -31,6 +31,8 @@
 #pragma once
 
 #include <nng/nng.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -52,6 +54,9 @@ int listen_guard_start(nng_socket sock, const char *url, const struct listen_gua
 
 /* The socket file was moved to path (its directory was renamed). */
 int listen_guard_moved(struct listen_guard *g, const char *path);
+
+/* Whether the socket has that pipe (connection) now. */
+bool listen_guard_has_pipe(struct listen_guard *g, uint32_t pipe_id);
 
 /* How many times a new listener replaced one that had stopped accepting. */
 unsigned listen_guard_renewals(struct listen_guard *g);

@@ -81,37 +81,21 @@ struct rpc_server {
         unsigned n_busy;
         unsigned n_sending;
         struct rpc_call *queue_head, *queue_tail;
-        uint32_t *pipes;
-        size_t n_pipes, cap_pipes;
 };
 
 static void worker_cb(void *arg);
 
+/* The guard keeps the list of pipes (listen_guard_has_pipe); a pipe that
+ * goes away may be the one rpc_server_flush waits for. */
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
         struct rpc_server *s = arg;
-        uint32_t id = nng_pipe_id(p);
+        (void) p;
 
+        if (ev != NNG_PIPE_EV_REM_POST)
+                return;
         pthread_mutex_lock(&s->lock);
-        if (ev == NNG_PIPE_EV_ADD_POST) {
-                if (s->n_pipes == s->cap_pipes) {
-                        size_t cap = s->cap_pipes ? s->cap_pipes * 2 : 8;
-                        uint32_t *n = realloc(s->pipes, cap * sizeof(*n));
-                        if (n) {
-                                s->pipes = n;
-                                s->cap_pipes = cap;
-                        }
-                }
-                if (s->n_pipes < s->cap_pipes)
-                        s->pipes[s->n_pipes++] = id;
-        } else if (ev == NNG_PIPE_EV_REM_POST) {
-                for (size_t i = 0; i < s->n_pipes; i++)
-                        if (s->pipes[i] == id) {
-                                s->pipes[i] = s->pipes[--s->n_pipes];
-                                break;
-                        }
-                pthread_cond_broadcast(&s->cond);
-        }
+        pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
 }
 
@@ -478,13 +462,6 @@ int rpc_server_dispatch(struct rpc_server *s)
         return n;
 }
 
-static bool pipe_live(const struct rpc_server *s, uint32_t id)
-{
-        for (size_t i = 0; i < s->n_pipes; i++)
-                if (s->pipes[i] == id)
-                        return true;
-        return false;
-}
 
 int rpc_server_flush(struct rpc_server *s, uint32_t pipe_id, int timeout_ms)
 {
@@ -499,7 +476,7 @@ int rpc_server_flush(struct rpc_server *s, uint32_t pipe_id, int timeout_ms)
                 dl.tv_nsec -= 1000000000L;
         }
         pthread_mutex_lock(&s->lock);
-        while (s->n_sending > 0 || (pipe_id && pipe_live(s, pipe_id))) {
+        while (s->n_sending > 0 || (pipe_id && s->guard && listen_guard_has_pipe(s->guard, pipe_id))) {
                 if (pthread_cond_timedwait(&s->cond, &s->lock, &dl) == ETIMEDOUT) {
                         r = -ETIMEDOUT;
                         break;
@@ -553,7 +530,6 @@ void rpc_server_free(struct rpc_server *s)
         }
         if (s->efd >= 0)
                 close(s->efd);
-        free(s->pipes);
         pthread_cond_destroy(&s->cond);
         pthread_mutex_destroy(&s->lock);
         free(s);
