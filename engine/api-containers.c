@@ -1935,6 +1935,216 @@ static enum MHD_Result container_resize(struct http_request *r)
         return http_reply_empty(r, 200);
 }
 
+/* ---- update ---- */
+
+/* The HostConfig fields docker update changes, with 0 (or "") for "leave
+ * it" as dockerd reads them. */
+static const char *const update_ints[] = { "Memory",   "MemorySwap", "MemoryReservation", "CpuShares",
+                                           "NanoCpus", "CpuQuota",   "CpuPeriod" };
+static const char *const update_strings[] = { "CpusetCpus", "CpusetMems" };
+/* accepted by dockerd, not applied by berth: refused when set */
+static const char *const update_unsupported[] = { "BlkioWeight", "KernelMemory", "KernelMemoryTCP",
+                                                  "CpuRealtimePeriod", "CpuRealtimeRuntime", "MemorySwappiness" };
+
+/* Merges the update body into hc (a copy). NULL, or the reason it is
+ * refused. */
+static const char *update_merge(json_t *hc, json_t *body, char *err, size_t errlen)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(update_unsupported); i++) {
+                json_t *v = json_object_get(body, update_unsupported[i]);
+                if (v && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 0) &&
+                    !(json_is_integer(v) && json_integer_value(v) == -1 && !strcmp(update_unsupported[i], "MemorySwappiness"))) {
+                        snprintf(err, errlen, "updating %s is not supported by berth", update_unsupported[i]);
+                        return err;
+                }
+        }
+        json_int_t old_swap = json_integer_value(json_object_get(hc, "MemorySwap"));
+        for (size_t i = 0; i < ARRAY_SIZE(update_ints); i++) {
+                json_t *v = json_object_get(body, update_ints[i]);
+                if (v && !json_is_null(v) && !json_is_integer(v)) {
+                        snprintf(err, errlen, "%s must be an integer", update_ints[i]);
+                        return err;
+                }
+                if (json_integer_value(v) != 0)
+                        json_object_set(hc, update_ints[i], v);
+        }
+        json_int_t mem = json_integer_value(json_object_get(body, "Memory"));
+        json_int_t swap = json_integer_value(json_object_get(body, "MemorySwap"));
+        if (mem > 0 && swap == 0 && old_swap > 0 && mem > old_swap) {
+                snprintf(err, errlen, "Memory limit should be smaller than already set memoryswap limit, update the "
+                                      "memoryswap at the same time");
+                return err;
+        }
+        /* nano CPUs and a quota/period replace each other */
+        if (json_integer_value(json_object_get(body, "NanoCpus")) > 0 &&
+            !json_integer_value(json_object_get(body, "CpuQuota")) &&
+            !json_integer_value(json_object_get(body, "CpuPeriod"))) {
+                json_object_set_new(hc, "CpuQuota", json_integer(0));
+                json_object_set_new(hc, "CpuPeriod", json_integer(0));
+        } else if (json_integer_value(json_object_get(body, "CpuQuota")) ||
+                   json_integer_value(json_object_get(body, "CpuPeriod"))) {
+                if (json_integer_value(json_object_get(body, "NanoCpus")) > 0) {
+                        snprintf(err, errlen, "Conflicting options: Nano CPUs and CPU Period cannot both be set");
+                        return err;
+                }
+                json_object_set_new(hc, "NanoCpus", json_integer(0));
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(update_strings); i++) {
+                json_t *v = json_object_get(body, update_strings[i]);
+                if (v && !json_is_null(v) && !json_is_string(v)) {
+                        snprintf(err, errlen, "%s must be a string", update_strings[i]);
+                        return err;
+                }
+                if (json_string_value(v) && *json_string_value(v))
+                        json_object_set(hc, update_strings[i], v);
+        }
+        /* PidsLimit: null leaves it, 0 or -1 lifts it */
+        json_t *pids = json_object_get(body, "PidsLimit");
+        if (pids && !json_is_null(pids)) {
+                if (!json_is_integer(pids)) {
+                        snprintf(err, errlen, "PidsLimit must be an integer");
+                        return err;
+                }
+                json_object_set_new(hc, "PidsLimit",
+                                    json_integer_value(pids) > 0 ? json_incref(pids) : json_integer(0));
+        }
+        json_t *rp = json_object_get(body, "RestartPolicy");
+        const char *policy = json_string_value(json_object_get(rp, "Name"));
+        if (policy && *policy) {
+                if (strcmp(policy, "no") && strcmp(policy, "always") && strcmp(policy, "unless-stopped") &&
+                    strcmp(policy, "on-failure")) {
+                        snprintf(err, errlen, "invalid restart policy '%s'", policy);
+                        return err;
+                }
+                if (strcmp(policy, "no") && json_is_true(json_object_get(hc, "AutoRemove"))) {
+                        snprintf(err, errlen, "Restart policy cannot be updated because AutoRemove is enabled for "
+                                              "the container");
+                        return err;
+                }
+                json_int_t max = json_integer_value(json_object_get(rp, "MaximumRetryCount"));
+                if (max < 0 || (max > 0 && strcmp(policy, "on-failure"))) {
+                        snprintf(err, errlen, "maximum retry count can only be used with 'on-failure' and cannot "
+                                              "be negative");
+                        return err;
+                }
+                json_object_set_new(hc, "RestartPolicy",
+                                    json_pack("{s:s, s:I}", "Name", policy, "MaximumRetryCount", max));
+        }
+        return NULL;
+}
+
+/* The supervisor's spec of id with linux.resources replaced. */
+static int update_spec(struct engine *en, const char *id, json_t *res, struct rpc_status *st)
+{
+        Berth__Supervisor__GetContainerRequest greq = BERTH__SUPERVISOR__GET_CONTAINER_REQUEST__INIT;
+        greq.id = (char *) id;
+        Berth__Supervisor__GetContainerResponse *grep = NULL;
+        if (task_call(en, "containers.GetContainer", &greq.base, &berth__supervisor__get_container_response__descriptor,
+                      ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &grep, st) < 0)
+                return -EIO;
+        json_t *spec = grep->container ? json_loadb((const char *) grep->container->spec_json.data,
+                                                     grep->container->spec_json.len, 0, NULL)
+                                       : NULL;
+        protobuf_c_message_free_unpacked(&grep->base, NULL);
+        json_t *linux_ = json_object_get(spec, "linux");
+        if (!json_is_object(linux_)) {
+                json_decref(spec);
+                return rpc_status_set(st, RPC_INTERNAL, "engine: the supervisor's spec of %s has no linux part", id);
+        }
+        json_object_set(linux_, "resources", res);
+        _cleanup_free_ char *s = json_dumps(spec, JSON_COMPACT);
+        json_decref(spec);
+        if (!s)
+                return rpc_status_set(st, RPC_INTERNAL, "engine: out of memory");
+        Berth__Supervisor__Container sc = BERTH__SUPERVISOR__CONTAINER__INIT;
+        sc.id = (char *) id;
+        sc.spec_json.data = (uint8_t *) s;
+        sc.spec_json.len = strlen(s);
+        Berth__Supervisor__UpdateContainerRequest ureq = BERTH__SUPERVISOR__UPDATE_CONTAINER_REQUEST__INIT;
+        ureq.container = &sc;
+        ureq.update_spec = true;
+        return task_call(en, "containers.UpdateContainer", &ureq.base,
+                         &berth__supervisor__update_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS, NULL, st);
+}
+
+static int update_task(struct engine *en, const char *id, json_t *res, struct rpc_status *st)
+{
+        _cleanup_free_ char *s = json_dumps(res, JSON_COMPACT);
+        if (!s)
+                return rpc_status_set(st, RPC_INTERNAL, "engine: out of memory");
+        Berth__Supervisor__UpdateTaskRequest req = BERTH__SUPERVISOR__UPDATE_TASK_REQUEST__INIT;
+        req.id = (char *) id;
+        req.resources_json.data = (uint8_t *) s;
+        req.resources_json.len = strlen(s);
+        return task_call(en, "tasks.UpdateTask", &req.base, &berth__supervisor__update_task_response__descriptor,
+                         ENGINE_CALL_TIMEOUT_MS, NULL, st);
+}
+
+/* docker update: the resources (applied to a running container at once,
+ * kept for its next starts) and the restart policy. On failure nothing is
+ * changed, as with dockerd. */
+static enum MHD_Result container_update(struct http_request *r)
+{
+        struct engine *en = r->engine;
+        json_t *body = NULL;
+        char err[512];
+        if (http_body_json(r, false, &body) < 0)
+                return MHD_YES;
+        if (!json_is_object(body)) {
+                json_decref(body);
+                return http_reply_error(r, 400, "the update must be a JSON object");
+        }
+        pthread_mutex_lock(&en->ctrs.lock);
+        struct ctr *c = engine_find_ctr_locked(en, r, r->params[0]);
+        if (!c) {
+                pthread_mutex_unlock(&en->ctrs.lock);
+                json_decref(body);
+                return MHD_YES;
+        }
+        char id[65];
+        snprintf(id, sizeof(id), "%s", c->id);
+        bool running = is_running(c);
+        json_t *old_hc = json_deep_copy(json_object_get(c->doc, "HostConfig"));
+        pthread_mutex_unlock(&en->ctrs.lock);
+        json_t *hc = json_deep_copy(old_hc);
+        const char *bad = hc ? update_merge(hc, body, err, sizeof(err)) : "engine: out of memory";
+        json_decref(body);
+        json_t *res = bad ? NULL : oci_resources(hc, err, sizeof(err));
+        json_t *old_res = res ? oci_resources(old_hc, err, sizeof(err)) : NULL;
+        if (bad || !res || !old_res) {
+                json_decref(hc);
+                json_decref(old_hc);
+                json_decref(res);
+                json_decref(old_res);
+                return http_reply_error(r, 400, "%s", bad ? bad : err);
+        }
+        struct rpc_status st;
+        int rc = update_spec(en, id, res, &st);
+        if (rc >= 0 && running && (rc = update_task(en, id, res, &st)) < 0) {
+                struct rpc_status undo;
+                if (update_spec(en, id, old_res, &undo) < 0)
+                        log_warn("engine: update of %s: putting the spec back: %s", id, undo.message);
+        }
+        json_decref(res);
+        json_decref(old_res);
+        json_decref(old_hc);
+        if (rc < 0) {
+                json_decref(hc);
+                return http_reply_error(r, st.code == RPC_NOT_FOUND ? 404 : 500, "Cannot update container %s: %s",
+                                        id, st.message);
+        }
+        pthread_mutex_lock(&en->ctrs.lock);
+        if ((c = ctr_find_locked(&en->ctrs, id, NULL)) != NULL && !c->removed) {
+                json_object_set_new(c->doc, "HostConfig", hc);
+                hc = NULL;
+                ctr_save_locked(&en->ctrs, c);
+                ctr_event_locked(en, c, "update", NULL);
+        }
+        pthread_mutex_unlock(&en->ctrs.lock);
+        json_decref(hc);
+        return http_reply_json(r, 200, json_pack("{s:[]}", "Warnings"));
+}
+
 static enum MHD_Result container_rename(struct http_request *r)
 {
         struct engine *en = r->engine;
@@ -2185,6 +2395,7 @@ const struct http_route engine_container_routes[] = {
         { "POST", "/containers/{}/unpause", container_unpause, 0 },
         { "POST", "/containers/{}/resize", container_resize, 0 },
         { "POST", "/containers/{}/rename", container_rename, 0 },
+        { "POST", "/containers/{}/update", container_update, 0 },
         { "DELETE", "/containers/{}", container_delete, 0 },
 };
 const size_t engine_container_n_routes = sizeof(engine_container_routes) / sizeof(engine_container_routes[0]);

@@ -543,7 +543,7 @@ static bool swap_limit_supported(void)
                stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
 }
 
-static json_t *resources(json_t *hc, char *err, size_t errlen)
+json_t *oci_resources(json_t *hc, char *err, size_t errlen)
 {
         json_t *res = json_object();
         json_t *devices = json_pack("[{s:b, s:s}]", "allow", 0, "access", "rwm");
@@ -696,7 +696,7 @@ int oci_spec_build(struct oci_spec_ctx *x, json_t *config, json_t *hc, json_t *i
         }
 
         json_t *caps = capabilities(hc, err, errlen);
-        json_t *res = caps ? resources(hc, err, errlen) : NULL;
+        json_t *res = caps ? oci_resources(hc, err, errlen) : NULL;
         json_t *rl = res ? rlimits(hc, err, errlen) : NULL;
         if (!rl) {
                 json_decref(args);

@@ -34,6 +34,10 @@ struct oci_spec_ctx {
  * image's, when no entrypoint was given at create). */
 int oci_command(json_t *config, json_t *image_config, json_t **ret_args, char *err, size_t errlen);
 
+/* The spec's linux.resources for HostConfig hc (devices, memory, cpu,
+ * pids), or NULL with the reason in err. */
+json_t *oci_resources(json_t *hc, char *err, size_t errlen);
+
 /* config: the create body's Config part; hc: HostConfig; image_config: the
  * image config's "config" object (may be NULL). On bad input: -EINVAL and
  * the reason in err. */

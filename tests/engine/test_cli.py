@@ -166,6 +166,58 @@ def test_limits_visible_in_cgroup(stack, name):
     assert vals[0] == str(64 << 20) and vals[1] == "50", p.stdout
 
 
+def test_update(stack, name):
+    """docker update: the new limits in the running container's cgroup at
+    once and after a restart, HostConfig and an update event; a stopped
+    container gets them at its next start; refusals change nothing."""
+    since = str(int(time.time()) - 1)
+    stack.docker("run", "-d", "--name", name, "--memory", "64m", stack.image, "sleep", "300")
+    cg = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
+          "/sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+
+    def limits():
+        return stack.docker("exec", name, "sh", "-c", cg).stdout.split()
+
+    assert limits()[:2] == [str(64 << 20), "max"]
+    stack.docker("update", "--memory", "96m", "--memory-swap", "192m", "--pids-limit", "40", "--cpu-shares", "256",
+                 "--cpus", "0.5", "--restart", "on-failure:3", name)
+    assert limits() == [str(96 << 20), "40", "256", "50000"]
+    hc = stack.inspect(name)["HostConfig"]
+    assert (hc["Memory"], hc["MemorySwap"], hc["PidsLimit"], hc["CpuShares"], hc["NanoCpus"]) == \
+        (96 << 20, 192 << 20, 40, 256, 500000000)
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    stack.docker("restart", "-t", "1", name)
+    assert limits() == [str(96 << 20), "40", "256", "50000"]
+    # refused: nothing changes
+    p = stack.docker("update", "--memory", "256m", name, check=False)
+    assert p.returncode != 0 and "memoryswap" in p.stderr
+    p = stack.docker("update", "--memory", "1m", name, check=False)
+    assert p.returncode != 0 and "Minimum memory limit" in p.stderr
+    p = stack.docker("update", "--blkio-weight", "300", name, check=False)
+    assert p.returncode != 0 and "BlkioWeight" in p.stderr
+    p = stack.docker("update", "--memory", "128m", "nosuchcontainer", check=False)
+    assert p.returncode != 0 and "No such container" in p.stderr
+    assert limits()[0] == str(96 << 20)
+    # the runtime refuses (no such CPU): the stored spec is put back
+    p = stack.docker("update", "--cpuset-cpus", "63", name, check=False)
+    assert p.returncode != 0 and "Cannot update container" in p.stderr
+    assert stack.inspect(name)["HostConfig"]["CpusetCpus"] == ""
+    # a stopped container: kept for its next start
+    stack.docker("stop", "-t", "1", name)
+    stack.docker("update", "--pids-limit", "30", name)
+    stack.docker("start", name)
+    assert limits()[1] == "30"
+    ev = stack.docker("events", "--since", since, "--until", str(int(time.time()) + 1),
+                      "--filter", f"container={name}", "--filter", "event=update", "--format", "{{.Action}}").stdout
+    assert ev.split() == ["update", "update"]
+    stack.docker("rm", "-f", name)
+    # --rm and a restart policy do not go together
+    stack.docker("run", "-d", "--rm", "--name", name, stack.image, "sleep", "300")
+    p = stack.docker("update", "--restart", "always", name, check=False)
+    assert p.returncode != 0 and "AutoRemove" in p.stderr
+    stack.docker("rm", "-f", name)
+
+
 def test_caps_default_and_added(stack):
     # Docker's default bounding set lacks NET_ADMIN; --cap-add gives it
     def capbnd(*extra):
