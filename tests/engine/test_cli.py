@@ -5,6 +5,7 @@ import json
 import os
 import pty
 import select
+import socket
 import subprocess
 import time
 
@@ -269,6 +270,17 @@ def test_bad_requests_straight_to_socket(stack):
     code, body = curl("-X", "POST", "-H", "Content-Type: application/json", "-d", '{"Image": 5}',
                       "http://x/v1.41/containers/create")
     assert code == 400
+    # clients that connect and go at once, or send half a request and go:
+    # the engine keeps serving
+    for i in range(50):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(stack.sock))
+        if i % 2:
+            s.sendall(b"POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        s.close()
+    code, body = curl("http://x/_ping")
+    assert code == 200 and body == "OK"
+    stack.docker("version")
 
 
 def test_docker_py(stack, name):
