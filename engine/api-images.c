@@ -11,12 +11,15 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "engine.h"
 #include "filters.h"
 #include "fs-util.h"
+#include "image-import.h"
 #include "image-reference.h"
 #include "json-util.h"
 #include "log.h"
@@ -1003,12 +1006,64 @@ static void *pull_stream(void *arg)
         return NULL;
 }
 
+/* docker import: fromSrc=- and the tarball as the body (image-import.c).
+ * berth needs a name for the image (repo, tag): its images are known by
+ * their names. */
+static enum MHD_Result image_import(struct http_request *r)
+{
+        struct engine *en = r->engine;
+        const char *src = http_query(r, "fromSrc"), *repo = http_query(r, "repo"), *tag = http_query(r, "tag");
+        if (strcmp(src, "-"))
+                return http_reply_error(r, 501, "engine: importing from a URL (%s) is not supported: send the "
+                                                "tarball (docker import FILE)", src);
+        if (r->body_fd < 0)
+                return http_reply_error(r, 400, "the request body (a root filesystem tarball) is empty");
+        if (!repo || !*repo)
+                return http_reply_error(r, 400, "engine: berth needs a name for an imported image: docker import "
+                                                "FILE REPOSITORY[:TAG]");
+        _cleanup_free_ char *name = NULL;
+        /* the CLI sends the whole reference as repo */
+        if ((tag && *tag ? asprintf(&name, "%s:%s", repo, tag) : asprintf(&name, "%s", repo)) < 0)
+                return MHD_NO;
+        char tmpdir[PATH_MAX], id[72], err[512];
+        snprintf(tmpdir, sizeof(tmpdir), "%s/engine/tmp", en->data_root);
+        struct utsname u;
+        uname(&u);
+        json_t *changes = http_query_list(r, "changes");
+        struct image_import im = { .body_fd = r->body_fd, .name = name, .message = http_query(r, "message"),
+                                   .changes = changes, .arch = engine_go_arch(u.machine), .tmpdir = tmpdir };
+        int fd = -1;
+        int rc = engine_image_import(&im, &fd, id, err, sizeof(err));
+        json_decref(changes);
+        if (rc < 0)
+                return http_reply_error(r, rc == -EINVAL ? 400 : 500, "%s", err);
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int) getpid(), fd);
+        Berth__Supervisor__ImportImagesRequest req = BERTH__SUPERVISOR__IMPORT_IMAGES_REQUEST__INIT;
+        req.path = path;
+        Berth__Supervisor__ImportImagesResponse *rep = NULL;
+        struct rpc_status st;
+        rc = engine_call(en, "images.ImportImages", &req.base, &berth__supervisor__import_images_response__descriptor,
+                         RPC_NO_TIMEOUT, (ProtobufCMessage **) &rep, &st);
+        close(fd);
+        if (rc < 0)
+                return engine_reply_rpc_error(r, &st);
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
+        engine_event(en, "image", "import", id, json_pack("{s:s}", "name", engine_familiar_name(name)));
+        json_t *j = json_pack("{s:s}", "status", id);
+        _cleanup_free_ char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        _cleanup_free_ char *line = NULL;
+        if (!s || asprintf(&line, "%s\r\n", s) < 0)
+                return MHD_NO;
+        return http_reply_text(r, 200, "application/json", line);
+}
+
 static enum MHD_Result image_create(struct http_request *r)
 {
         const char *from = http_query(r, "fromImage"), *tag = http_query(r, "tag");
         if (http_query(r, "fromSrc"))
-                return http_reply_error(r, 501, "engine: importing a root filesystem (docker import, fromSrc) is "
-                                                "not implemented");
+                return image_import(r);
         if (!from || !*from)
                 return http_reply_error(r, 400, "fromImage must be given");
 
@@ -1226,7 +1281,7 @@ static enum MHD_Result images_load(struct http_request *r)
 }
 
 const struct http_route engine_image_routes[] = {
-        { "POST", "/images/create", image_create, 0 },
+        { "POST", "/images/create", image_create, HTTP_ROUTE_BODY_FILE },
         { "GET", "/images/json", images_list, 0 },
         { "POST", "/images/prune", images_prune, 0 },
         { "GET", "/images/get", images_save, 0 },

@@ -22,8 +22,7 @@ static enum MHD_Result ping(struct http_request *r)
         return http_reply_text(r, 200, "text/plain; charset=utf-8", "OK");
 }
 
-/* Docker's name for the machine: amd64, arm64, ... */
-static const char *go_arch(const char *m)
+const char *engine_go_arch(const char *m)
 {
         if (!strcmp(m, "x86_64"))
                 return "amd64";
@@ -42,7 +41,7 @@ static enum MHD_Result version(struct http_request *r)
         uname(&u);
         json_t *details = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ApiVersion", ENGINE_API_VERSION,
                                     "MinAPIVersion", ENGINE_API_MIN_VERSION, "GitCommit", "berth",
-                                    "GoVersion", "none (C)", "Os", "linux", "Arch", go_arch(u.machine),
+                                    "GoVersion", "none (C)", "Os", "linux", "Arch", engine_go_arch(u.machine),
                                     "KernelVersion", u.release);
         json_object_set_new(details, "BuildTime", json_string(BERTH_BUILD_TIME));
         json_t *j = json_pack("{s:{s:s}, s:[{s:s, s:s, s:o}], s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
@@ -50,7 +49,7 @@ static enum MHD_Result version(struct http_request *r)
                               "Version", BERTH_VERSION, "Details", details, "Version", BERTH_VERSION,
                               "ApiVersion", ENGINE_API_VERSION, "MinAPIVersion", ENGINE_API_MIN_VERSION,
                               "GitCommit", "berth", "GoVersion", "none (C)", "Os", "linux", "Arch",
-                              go_arch(u.machine), "KernelVersion", u.release, "BuildTime", BERTH_BUILD_TIME);
+                              engine_go_arch(u.machine), "KernelVersion", u.release, "BuildTime", BERTH_BUILD_TIME);
         return http_reply_json(r, 200, j);
 }
 

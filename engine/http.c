@@ -799,6 +799,27 @@ const char *http_query(struct http_request *r, const char *key)
         return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+struct query_list {
+        const char *key;
+        json_t *out;
+};
+
+static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+        struct query_list *q = cls;
+        (void) kind;
+        if (key && value && !strcmp(key, q->key))
+                json_array_append_new(q->out, json_string(value));
+        return MHD_YES;
+}
+
+json_t *http_query_list(struct http_request *r, const char *key)
+{
+        struct query_list q = { key, json_array() };
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect, &q);
+        return q.out;
+}
+
 const char *http_header(struct http_request *r, const char *key)
 {
         return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);

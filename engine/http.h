@@ -84,6 +84,9 @@ void http_server_stop(struct http_server *s);
  * 1/0 and True/False: "", "0", "false", "no", "none" are false), as an
  * integer (def when absent; -EINVAL in *ok when not a number). */
 const char *http_query(struct http_request *r, const char *key);
+/* Every value of a query argument given more than once (?k=a&k=b), as a
+ * JSON array of strings. */
+json_t *http_query_list(struct http_request *r, const char *key);
 bool http_query_bool(struct http_request *r, const char *key, bool def);
 long long http_query_int(struct http_request *r, const char *key, long long def, bool *ok);
 const char *http_header(struct http_request *r, const char *key);

@@ -846,6 +846,33 @@ static int worker_unpack_recorded(const struct opts *o, struct content_store *cs
         return r;
 }
 
+/* An import whose unpacking failed leaves the names as they were: those
+ * it added go, those it moved point where they did before (their blobs go
+ * with the next gc). */
+static void import_undo(struct opts *o, struct image_store *is, char **names, const struct image_record *before,
+                        size_t n_before)
+{
+        for (size_t i = 0; names && names[i]; i++) {
+                const struct image_record *old = NULL;
+                for (size_t k = 0; k < n_before && !old; k++)
+                        if (!strcmp(before[k].name, names[i]))
+                                old = &before[k];
+                struct berr e = { 0 };
+                if (!old) {
+                        image_store_remove(is, names[i], &e);
+                        continue;
+                }
+                struct image_manifest m = { 0 };
+                char mdigest[CONTENT_DIGEST_MAX];
+                const char *config = image_store_manifest(is, old, &o->platform, &m, mdigest, &e) >= 0
+                                             ? m.config.digest
+                                             : NULL;
+                if (image_store_put(is, old->name, old->media_type, old->digest, config, &e) < 0)
+                        image_store_remove(is, names[i], NULL);
+                image_manifest_done(&m);
+        }
+}
+
 /* {"path", "platform", "unpack", "allow_devices"} → {"event": "result",
  * "names": [...], "applied"}: the archive's blobs are stored and its names
  * recorded (image_archive_import does both, all or nothing), then each
@@ -875,10 +902,18 @@ static int worker_import(struct opts *o, const json_t *job, struct berr *e)
                 r = open_images(o, cs, &is, e);
         if (r >= 0 && unpack)
                 r = open_snapshots(o, &sn, e);
+        struct image_record *before = NULL;
+        size_t n_before = 0;
+        if (r >= 0)
+                r = image_store_list(is, &before, &n_before, e);
         if (r >= 0)
                 r = image_archive_import(is, cs, path, &o->platform, &names, e);
+        bool recorded = r >= 0;
         for (size_t i = 0; r >= 0 && unpack && names[i]; i++)
                 r = worker_unpack_recorded(o, cs, is, sn, names[i], &applied, e);
+        if (r < 0 && recorded)
+                import_undo(o, is, names, before, n_before);
+        image_records_free(before, n_before);
         if (r >= 0) {
                 json_t *a = json_array();
                 for (size_t i = 0; a && names[i]; i++)

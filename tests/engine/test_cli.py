@@ -1,12 +1,14 @@
 """The docker CLI (Debian's 20.10, API 1.41) against berth-engine, as a user
 types it."""
 
+import io
 import json
 import os
 import pty
 import select
 import socket
 import subprocess
+import tarfile
 import time
 
 import pytest
@@ -404,6 +406,64 @@ def test_save_load(stack, tmp_path):
     assert "Loaded image: berth-test/saved:1" in p.stdout
     assert stack.docker("run", "--rm", "berth-test/saved:1", "echo", "loaded").stdout == "loaded\n"
     stack.docker("rmi", "berth-test/saved:1")
+
+
+def test_export_import(stack, name, tmp_path):
+    """docker export | docker import (gzip too), with --change and -m: an
+    image of one layer that runs; a tarball with a path out of the root, a
+    body that is not a tarball, a bad change and no name are refused."""
+    stack.docker("run", "--name", name, stack.image, "sh", "-c", "echo imported > /marker")
+    tar = tmp_path / "rootfs.tar"
+    stack.docker("export", "-o", str(tar), name)
+    stack.docker("rm", name)
+    p = stack.docker("import", "-c", "CMD [\"cat\", \"/marker\"]", "-c", "ENV A=1 B=two", "-c", "WORKDIR /tmp",
+                     "-c", "LABEL x=y", "-c", "EXPOSE 8080", "-m", "from a test", str(tar), "berth-test/imp:1")
+    image_id = p.stdout.strip()
+    assert image_id.startswith("sha256:") and len(image_id) == 71, p.stdout
+    info = json.loads(stack.docker("image", "inspect", "berth-test/imp:1").stdout)[0]
+    assert info["Id"] == image_id and len(info["RootFS"]["Layers"]) == 1
+    cfg = info["Config"]
+    assert cfg["Cmd"] == ["cat", "/marker"] and cfg["WorkingDir"] == "/tmp" and cfg["Labels"] == {"x": "y"}
+    assert "A=1" in cfg["Env"] and "B=two" in cfg["Env"] and "8080/tcp" in cfg["ExposedPorts"]
+    hist = stack.docker("history", "--no-trunc", "--format", "{{.Comment}}", "berth-test/imp:1").stdout
+    assert "from a test" in hist
+    assert stack.docker("run", "--rm", "berth-test/imp:1").stdout == "imported\n"
+    assert stack.docker("run", "--rm", "berth-test/imp:1", "sh", "-c", "echo $A $B; pwd").stdout == "1 two\n/tmp\n"
+    # compressed, from stdin
+    gz = tmp_path / "rootfs.tar.gz"
+    subprocess.run(["gzip", "-k", str(tar)], check=True)
+    with open(gz, "rb") as f:
+        p = subprocess.run(["docker", "import", "-", "berth-test/imp:gz"], stdin=f, capture_output=True,
+                           text=True, timeout=60, env=stack.env())
+    assert p.returncode == 0, p.stderr
+    assert stack.docker("run", "--rm", "berth-test/imp:gz", "cat", "/marker").stdout == "imported\n"
+    # refusals
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as t:
+        data = b"x"
+        ti = tarfile.TarInfo("../../escaped")
+        ti.size = 1
+        t.addfile(ti, io.BytesIO(data))
+    p = stack.docker("import", str(evil), "berth-test/imp:evil", check=False)
+    assert p.returncode != 0 and "unsafe layer" in p.stderr
+    # a name that was there before keeps its image
+    stack.docker("tag", "berth-test/imp:1", "berth-test/imp:evil")
+    p = stack.docker("import", str(evil), "berth-test/imp:evil", check=False)
+    assert p.returncode != 0
+    assert stack.docker("run", "--rm", "berth-test/imp:evil").stdout == "imported\n"
+    stack.docker("rmi", "berth-test/imp:evil")
+    assert not (stack.base / "escaped").exists() and not os.path.exists("/escaped")
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a tarball at all" * 10)
+    p = stack.docker("import", str(junk), "berth-test/imp:junk", check=False)
+    assert p.returncode != 0
+    p = stack.docker("import", "-c", "ONBUILD RUN true", str(tar), "berth-test/imp:bad", check=False)
+    assert p.returncode != 0 and "ONBUILD is not a valid change command" in p.stderr
+    p = stack.docker("import", str(tar), check=False)
+    assert p.returncode != 0 and "needs a name" in p.stderr
+    images = stack.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert "berth-test/imp:evil" not in images and "berth-test/imp:junk" not in images
+    stack.docker("rmi", "berth-test/imp:1", "berth-test/imp:gz")
 
 
 def test_seccomp_default_unconfined_and_profile(stack, tmp_path):
