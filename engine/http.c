@@ -329,6 +329,21 @@ static void *tls_conn_thread(void *arg)
         if (r < 0) {
                 log_warn("engine: TLS client %s refused: %s", c->name, gnutls_strerror(r));
                 (void) gnutls_alert_send_appropriate(c->sess, r);
+                /* A TLS 1.3 client has sent its request by the time the
+                 * certificate is refused. Closing with those bytes unread
+                 * would reset the connection, and the reset can overtake the
+                 * alert: the client would tell "connection reset", not why.
+                 * So the reading side is drained first (1 s, 64 KB at most). */
+                shutdown(c->tcp, SHUT_WR);
+                struct timeval tv = { .tv_sec = 1 };
+                setsockopt(c->tcp, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                char buf[4096];
+                for (size_t got = 0; got < (64u << 10);) {
+                        ssize_t n = recv(c->tcp, buf, sizeof(buf), 0);
+                        if (n <= 0)
+                                break;
+                        got += (size_t) n;
+                }
                 tls_conn_free(c);
                 return NULL;
         }
