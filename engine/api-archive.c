@@ -11,6 +11,7 @@
  * and a tar then streams from that thread through a pipe. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,10 +23,14 @@
 
 #include "cleanup.h"
 #include "engine.h"
+#include "err.h"
 #include "fs-util.h"
+#include "image-commit.h"
+#include "image-import.h"
 #include "log.h"
 #include "rootfs.h"
 #include "supervisor.pb-c.h"
+#include "time-util.h"
 
 #define STAT_HEADER "X-Docker-Container-Path-Stat"
 
@@ -674,6 +679,176 @@ static enum MHD_Result container_export(struct http_request *r)
         return res;
 }
 
+/* ---- commit ---- */
+
+/* "upperdir=" of an overlay mount's options, or NULL. */
+static char *upperdir_of(const struct rootfs_mount *m)
+{
+        if (!m->type || strcmp(m->type, "overlay") || !m->options)
+                return NULL;
+        const char *p = strstr(m->options, "upperdir=");
+        if (!p)
+                return NULL;
+        p += strlen("upperdir=");
+        return strndup(p, strcspn(p, ","));
+}
+
+static int pause_task(struct engine *en, const char *id, bool pause, struct rpc_status *st)
+{
+        Berth__Supervisor__PauseTaskRequest p = BERTH__SUPERVISOR__PAUSE_TASK_REQUEST__INIT;
+        Berth__Supervisor__ResumeTaskRequest q = BERTH__SUPERVISOR__RESUME_TASK_REQUEST__INIT;
+        p.id = q.id = (char *) id;
+        ProtobufCMessage *rep = NULL;
+        int r = pause ? engine_call(en, "tasks.PauseTask", &p.base, &berth__supervisor__pause_task_response__descriptor,
+                                    ENGINE_CALL_TIMEOUT_MS, &rep, st)
+                      : engine_call(en, "tasks.ResumeTask", &q.base,
+                                    &berth__supervisor__resume_task_response__descriptor, ENGINE_CALL_TIMEOUT_MS, &rep,
+                                    st);
+        if (r >= 0)
+                protobuf_c_message_free_unpacked(rep, NULL);
+        return r;
+}
+
+/* The container's image as a docker save archive, opened (and unlinked). */
+static int export_image(struct engine *en, const char *image, int *ret_fd, struct rpc_status *st)
+{
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/engine/tmp/commit-%d-%lx.tar", en->data_root, (int) getpid(),
+                 (unsigned long) time_monotonic_ns());
+        char *names[1] = { (char *) image };
+        Berth__Supervisor__ExportImagesRequest req = BERTH__SUPERVISOR__EXPORT_IMAGES_REQUEST__INIT;
+        req.names = names;
+        req.n_names = 1;
+        req.path = path;
+        req.format = "docker";
+        ProtobufCMessage *rep = NULL;
+        if (engine_call(en, "images.ExportImages", &req.base, &berth__supervisor__export_images_response__descriptor,
+                        RPC_NO_TIMEOUT, &rep, st) < 0)
+                return -EIO;
+        protobuf_c_message_free_unpacked(rep, NULL);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        unlink(path);
+        if (fd < 0)
+                return rpc_status_set(st, RPC_INTERNAL, "engine: the image's archive: %s", strerror(errno));
+        *ret_fd = fd;
+        return 0;
+}
+
+/* POST /commit: the container's writable layer on its image, under the
+ * name repo[:tag] (image-commit.c). The container is paused meanwhile
+ * unless pause=0. */
+static enum MHD_Result commit(struct http_request *r)
+{
+        struct engine *en = r->engine;
+        const char *ref = http_query(r, "container"), *repo = http_query(r, "repo"), *tag = http_query(r, "tag");
+        if (!ref || !*ref)
+                return http_reply_error(r, 400, "container must be given");
+        if (!repo || !*repo)
+                return http_reply_error(r, 400, "engine: berth needs a name for a committed image: docker commit "
+                                                "CONTAINER REPOSITORY[:TAG]");
+        /* the CLI sends "null" when there is no config */
+        json_t *body = NULL;
+        size_t skip = r->body ? strspn(r->body, " \t\r\n") : 0;
+        bool none = !r->body || !strncmp(r->body + skip, "null", 4);
+        if (!none && http_body_json(r, true, &body) < 0)
+                return MHD_YES;
+        char id[65];
+        pthread_mutex_lock(&en->ctrs.lock);
+        struct ctr *c = engine_find_ctr_locked(en, r, ref);
+        json_t *config = NULL;
+        _cleanup_free_ char *image = NULL, *created_by = NULL;
+        bool running = false;
+        if (c) {
+                snprintf(id, sizeof(id), "%s", c->id);
+                config = json_deep_copy(json_object_get(c->doc, "Config"));
+                /* by the name it was created from: the supervisor's
+                 * images are known by their names */
+                image = strdup(json_string_value(json_object_get(json_object_get(c->doc, "Config"), "Image")) ?: "");
+                const char *status = json_string_value(json_object_get(json_object_get(c->doc, "State"), "Status"));
+                running = status && !strcmp(status, "running");
+                /* what dockerd shows in the history: the command */
+                json_t *args = json_object_get(c->doc, "Args");
+                size_t i;
+                json_t *a;
+                char *s = strdup(json_string_value(json_object_get(c->doc, "Path")) ?: "");
+                json_array_foreach(args, i, a) {
+                        char *t = NULL;
+                        if (s && asprintf(&t, "%s %s", s, json_string_value(a) ?: "") < 0)
+                                t = NULL;
+                        free(s);
+                        s = t;
+                }
+                created_by = s;
+        }
+        pthread_mutex_unlock(&en->ctrs.lock);
+        if (!c) {
+                json_decref(body);
+                return MHD_YES;
+        }
+        /* the body (a container config) and the changes override */
+        const char *k;
+        json_t *v;
+        json_object_foreach(body, k, v) if (!json_is_null(v)) json_object_set(config, k, v);
+        json_decref(body);
+        json_object_del(config, "Hostname");
+        json_object_del(config, "Image");
+        char err[1024] = "";
+        json_t *changes = http_query_list(r, "changes");
+        int rc = config && image ? image_apply_changes(config, changes, err, sizeof(err))
+                                 : err_buf(err, sizeof(err), -ENOMEM, "engine: out of memory");
+        json_decref(changes);
+        if (rc < 0) {
+                json_decref(config);
+                return http_reply_error(r, rc == -EINVAL ? 400 : 500, "%s", err);
+        }
+        struct rpc_status st;
+        struct ctr_fs f = { 0 };
+        if (ctr_fs_get(en, id, true, &f, &st) < 0) {
+                json_decref(config);
+                return engine_reply_rpc_error(r, &st);
+        }
+        _cleanup_free_ char *upper = upperdir_of(&f.snap);
+        ctr_fs_done(&f);
+        if (!upper) {
+                json_decref(config);
+                return http_reply_error(r, 501, "engine: commit needs the overlay snapshotter");
+        }
+        int parent = -1;
+        if (export_image(en, image, &parent, &st) < 0) {
+                json_decref(config);
+                return engine_reply_rpc_error(r, &st);
+        }
+        bool pause = running && http_query_bool(r, "pause", true);
+        if (pause && pause_task(en, id, true, &st) < 0)
+                pause = false; /* exited meanwhile, or cannot be frozen: as it is */
+        _cleanup_free_ char *name = NULL;
+        if ((tag && *tag ? asprintf(&name, "%s:%s", repo, tag) : asprintf(&name, "%s", repo)) < 0)
+                name = NULL;
+        char tmpdir[PATH_MAX], new_id[72];
+        snprintf(tmpdir, sizeof(tmpdir), "%s/engine/tmp", en->data_root);
+        struct image_commit ic = { .upperdir = upper, .parent_fd = parent, .config = config, .container_id = id,
+                                   .created_by = created_by, .author = http_query(r, "author"),
+                                   .comment = http_query(r, "comment"), .name = name, .tmpdir = tmpdir };
+        int out = -1;
+        rc = name ? engine_image_commit(&ic, &out, new_id, err, sizeof(err))
+                  : err_buf(err, sizeof(err), -ENOMEM, "engine: out of memory");
+        if (pause && pause_task(en, id, false, &st) < 0)
+                log_warn("engine: commit of %s: resuming it: %s", id, st.message);
+        close(parent);
+        json_decref(config);
+        if (rc < 0)
+                return http_reply_error(r, rc == -EINVAL ? 400 : 500, "%s", err);
+        rc = engine_import_archive(en, out, &st);
+        close(out);
+        if (rc < 0)
+                return engine_reply_rpc_error(r, &st);
+        pthread_mutex_lock(&en->ctrs.lock);
+        if ((c = ctr_find_locked(&en->ctrs, id, NULL)) != NULL)
+                engine_container_event_locked(en, c, "commit", NULL);
+        pthread_mutex_unlock(&en->ctrs.lock);
+        return http_reply_json(r, 201, json_pack("{s:s}", "Id", new_id));
+}
+
 static enum MHD_Result container_changes(struct http_request *r)
 {
         struct engine *en = r->engine;
@@ -705,5 +880,6 @@ const struct http_route engine_archive_routes[] = {
         { "PUT", "/containers/{}/archive", archive_put, HTTP_ROUTE_BODY_FILE },
         { "GET", "/containers/{}/export", container_export, 0 },
         { "GET", "/containers/{}/changes", container_changes, 0 },
+        { "POST", "/commit", commit, 0 },
 };
 const size_t engine_archive_n_routes = sizeof(engine_archive_routes) / sizeof(engine_archive_routes[0]);

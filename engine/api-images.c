@@ -1006,6 +1006,21 @@ static void *pull_stream(void *arg)
         return NULL;
 }
 
+int engine_import_archive(struct engine *en, int fd, struct rpc_status *st)
+{
+        /* the supervisor reads the file through this process's fd */
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int) getpid(), fd);
+        Berth__Supervisor__ImportImagesRequest req = BERTH__SUPERVISOR__IMPORT_IMAGES_REQUEST__INIT;
+        req.path = path;
+        ProtobufCMessage *rep = NULL;
+        int r = engine_call(en, "images.ImportImages", &req.base, &berth__supervisor__import_images_response__descriptor,
+                            RPC_NO_TIMEOUT, &rep, st);
+        if (r >= 0)
+                protobuf_c_message_free_unpacked(rep, NULL);
+        return r;
+}
+
 /* docker import: fromSrc=- and the tarball as the body (image-import.c).
  * berth needs a name for the image (repo, tag): its images are known by
  * their names. */
@@ -1037,18 +1052,11 @@ static enum MHD_Result image_import(struct http_request *r)
         json_decref(changes);
         if (rc < 0)
                 return http_reply_error(r, rc == -EINVAL ? 400 : 500, "%s", err);
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int) getpid(), fd);
-        Berth__Supervisor__ImportImagesRequest req = BERTH__SUPERVISOR__IMPORT_IMAGES_REQUEST__INIT;
-        req.path = path;
-        Berth__Supervisor__ImportImagesResponse *rep = NULL;
         struct rpc_status st;
-        rc = engine_call(en, "images.ImportImages", &req.base, &berth__supervisor__import_images_response__descriptor,
-                         RPC_NO_TIMEOUT, (ProtobufCMessage **) &rep, &st);
+        rc = engine_import_archive(en, fd, &st);
         close(fd);
         if (rc < 0)
                 return engine_reply_rpc_error(r, &st);
-        protobuf_c_message_free_unpacked(&rep->base, NULL);
         engine_event(en, "image", "import", id, json_pack("{s:s}", "name", engine_familiar_name(name)));
         json_t *j = json_pack("{s:s}", "status", id);
         _cleanup_free_ char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;

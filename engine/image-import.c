@@ -30,7 +30,7 @@
 
 #define BLOCK (64 << 10)
 
-static void hex(const unsigned char *md, size_t n, char *out)
+void image_hex(const unsigned char *md, size_t n, char *out)
 {
         for (size_t i = 0; i < n; i++)
                 sprintf(out + 2 * i, "%02x", md[i]);
@@ -82,7 +82,7 @@ out:
         archive_read_free(a);
         unsigned char md[32];
         gnutls_hash_deinit(h, md);
-        hex(md, sizeof(md), diff_hex);
+        image_hex(md, sizeof(md), diff_hex);
         return r;
 }
 
@@ -169,7 +169,7 @@ static int pairs(const char *args, bool env, json_t *obj)
 }
 
 /* The image config's "config" from the --change instructions. */
-static int apply_changes(json_t *cfg, json_t *changes, char *err, size_t errlen)
+int image_apply_changes(json_t *cfg, json_t *changes, char *err, size_t errlen)
 {
         size_t i;
         json_t *c;
@@ -262,9 +262,9 @@ static int apply_changes(json_t *cfg, json_t *changes, char *err, size_t errlen)
         return 0;
 }
 
-/* One regular file of the archive, from data or from the fd src. */
-static int add_file(struct archive *a, const char *name, const void *data, size_t len, int src, time_t mtime)
+int image_archive_add(struct archive *a, const char *name, const void *data, size_t len, int src)
 {
+        time_t mtime = time(NULL);
         struct stat st;
         if (src >= 0) {
                 if (fstat(src, &st) < 0 || lseek(src, 0, SEEK_SET) < 0)
@@ -321,7 +321,7 @@ int engine_image_import(const struct image_import *im, int *ret_fd, char ret_id[
         struct utsname u;
         uname(&u);
         json_t *cfg = json_object();
-        if ((r = apply_changes(cfg, im->changes, err, errlen)) < 0) {
+        if ((r = image_apply_changes(cfg, im->changes, err, errlen)) < 0) {
                 json_decref(cfg);
                 goto fail;
         }
@@ -344,7 +344,7 @@ int engine_image_import(const struct image_import *im, int *ret_fd, char ret_id[
         unsigned char md[32];
         char id[65];
         gnutls_hash_fast(GNUTLS_DIG_SHA256, config_s, strlen(config_s), md);
-        hex(md, sizeof(md), id);
+        image_hex(md, sizeof(md), id);
 
         char config_name[80], layer_name[80];
         snprintf(config_name, sizeof(config_name), "%s.json", id);
@@ -361,14 +361,13 @@ int engine_image_import(const struct image_import *im, int *ret_fd, char ret_id[
                 goto fail;
         }
         archive_write_set_format_pax_restricted(a);
-        time_t t = time(NULL);
         r = archive_write_open_fd(a, out) == ARCHIVE_OK ? 0 : -EIO;
         if (r == 0)
-                r = add_file(a, config_name, config_s, strlen(config_s), -1, t);
+                r = image_archive_add(a, config_name, config_s, strlen(config_s), -1);
         if (r == 0)
-                r = add_file(a, layer_name, NULL, 0, layer, t);
+                r = image_archive_add(a, layer_name, NULL, 0, layer);
         if (r == 0)
-                r = add_file(a, "manifest.json", manifest_s, strlen(manifest_s), -1, t);
+                r = image_archive_add(a, "manifest.json", manifest_s, strlen(manifest_s), -1);
         if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
                 r = -EIO;
         if (r < 0)

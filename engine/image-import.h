@@ -2,6 +2,7 @@
  * image-import.c). */
 #pragma once
 
+#include <archive.h>
 #include <jansson.h>
 #include <stddef.h>
 
@@ -13,6 +14,17 @@ struct image_import {
         const char *arch;     /* Docker's name of the machine (amd64 ...) */
         const char *tmpdir;   /* for the unnamed files */
 };
+
+/* For the docker save archives of import and commit: md (n bytes) as hex
+ * into out (2n + 1 bytes); a regular file, 0644, from data (len bytes) or,
+ * when src >= 0, the whole of that file. 0, or -errno. */
+void image_hex(const unsigned char *md, size_t n, char *out);
+int image_archive_add(struct archive *a, const char *name, const void *data, size_t len, int src);
+
+/* Applies Dockerfile instructions (strings: CMD, ENTRYPOINT, ENV, EXPOSE,
+ * LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR) to an image config's "config"
+ * object. -EINVAL and the reason in err for another instruction. */
+int image_apply_changes(json_t *cfg, json_t *changes, char *err, size_t errlen);
 
 /* Writes a docker save archive of the image to an unnamed file: *ret_fd,
  * at its end. ret_id: the image's id ("sha256:<hex>"). -errno and the

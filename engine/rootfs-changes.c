@@ -423,6 +423,14 @@ static bool under(const char *path, const char *top)
         return !strncmp(path, top, n) && (path[n] == '\0' || path[n] == '/');
 }
 
+bool rootfs_is_init_path(const char *abs)
+{
+        for (size_t k = 0; k < ARRAY_SIZE(init_paths); k++)
+                if (under(abs, init_paths[k]))
+                        return true;
+        return false;
+}
+
 static const char *change_path(json_t *out, size_t i)
 {
         return json_string_value(json_object_get(json_array_get(out, i), "Path")) ?: "";

@@ -108,6 +108,10 @@ enum rootfs_change_kind { ROOTFS_MODIFIED = 0, ROOTFS_ADDED = 1, ROOTFS_DELETED 
  * opaque directories too); bind (the copy snapshotter): the tree against
  * its parent's tree (parent_fs, NULL when there is none). A JSON array of
  * {Path, Kind}. */
+/* Whether abs is one of the mount points dockerd keeps in a container's
+ * init layer (/proc, /etc/hosts ...) or below one. */
+bool rootfs_is_init_path(const char *abs);
+
 int rootfs_changes(const struct rootfs_mount *m, const char *parent_fs, json_t **ret, char *err, size_t errlen);
 
 /* The bytes of the writable layer as dockerd counts them (the sizes of

@@ -466,6 +466,69 @@ def test_export_import(stack, name, tmp_path):
     stack.docker("rmi", "berth-test/imp:1", "berth-test/imp:gz")
 
 
+def test_commit(stack, name):
+    """docker commit of a running container: its files (added, changed,
+    deleted, a hard link) on its image, its config with --change, history
+    with -m and -a; it stays running; the init layer's files are not in the
+    image; then an exited one whose directory replaced the image's."""
+    stack.docker("run", "-d", "--name", name, "-e", "FROM_RUN=1", stack.image, "sh", "-c",
+                 "echo new > /added; echo changed > /etc/motd; rm /bin/ls; mkdir -p /d && echo a > /d/a; "
+                 "ln /added /linked; sleep 300")
+    deadline = time.time() + 10
+    while stack.docker("exec", name, "sh", "-c", "test -e /linked", check=False).returncode:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    p = stack.docker("commit", "-c", "CMD [\"cat\", \"/added\"]", "-c", "ENV B=2", "-m", "a message",
+                     "-a", "someone", name, "berth-test/committed:1")
+    image_id = p.stdout.strip()
+    assert image_id.startswith("sha256:") and len(image_id) == 71, p.stdout
+    assert stack.inspect(name)["State"]["Running"]
+    info = json.loads(stack.docker("image", "inspect", "berth-test/committed:1").stdout)[0]
+    parent = json.loads(stack.docker("image", "inspect", stack.image).stdout)[0]
+    assert info["Id"] == image_id and info["Author"] == "someone"
+    assert len(info["RootFS"]["Layers"]) == len(parent["RootFS"]["Layers"]) + 1
+    assert info["Config"]["Cmd"] == ["cat", "/added"]
+    assert "FROM_RUN=1" in info["Config"]["Env"] and "B=2" in info["Config"]["Env"]
+    assert "a message" in stack.docker("history", "--format", "{{.Comment}}", "berth-test/committed:1").stdout
+    assert stack.docker("run", "--rm", "berth-test/committed:1").stdout == "new\n"
+    out = stack.docker("run", "--rm", "berth-test/committed:1", "sh", "-c",
+                       "cat /etc/motd /d/a; test -e /bin/ls || echo no-ls; "
+                       "stat -c %i /added /linked | uniq | wc -l").stdout.split("\n")
+    assert out[:4] == ["changed", "a", "no-ls", "1"], out
+
+    def last_layer(image):
+        """The names in an image's last layer, from docker save."""
+        saved = subprocess.run(["docker", "save", image], capture_output=True, timeout=60, env=stack.env(),
+                               check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(saved)) as t:
+            last = json.load(t.extractfile("manifest.json"))[0]["Layers"][-1]
+            with tarfile.open(fileobj=t.extractfile(last)) as layer:
+                return set(layer.getnames())
+
+    # whiteouts as dockerd writes them, no file of the init layer
+    names = last_layer("berth-test/committed:1")
+    assert {"added", "linked", "etc/motd", "d/a", "bin/.wh.ls"} <= names, names
+    assert not names & {"etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "sys", "dev"}, names
+    # a directory of the image replaced: opaque
+    stack.docker("run", "--name", f"{name}-2", "berth-test/committed:1", "sh", "-c",
+                 "rm -rf /d && mkdir /d && echo b > /d/b")
+    stack.docker("commit", f"{name}-2", "berth-test/committed:2")
+    assert {"d/.wh..wh..opq", "d/b"} <= last_layer("berth-test/committed:2")
+    assert stack.docker("run", "--rm", "berth-test/committed:2", "sh", "-c", "echo /d/*").stdout == "/d/b\n"
+    stack.docker("rm", f"{name}-2")
+    stack.docker("rmi", "berth-test/committed:2")
+    changes = stack.docker("diff", name).stdout
+    assert "A /added" in changes
+    p = stack.docker("commit", name, check=False)
+    assert p.returncode != 0 and "needs a name" in p.stderr
+    p = stack.docker("commit", "-c", "ONBUILD RUN x", name, "berth-test/committed:3", check=False)
+    assert p.returncode != 0 and "ONBUILD" in p.stderr
+    p = stack.docker("commit", "nosuchcontainer", "berth-test/committed:4", check=False)
+    assert p.returncode != 0 and "No such container" in p.stderr
+    stack.docker("rm", "-f", name)
+    stack.docker("rmi", "berth-test/committed:1")
+
+
 def test_seccomp_default_unconfined_and_profile(stack, tmp_path):
     # Docker's default profile refuses unshare; unconfined lets it through
     p = stack.docker("run", "--rm", stack.image, "sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true",
