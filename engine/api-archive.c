@@ -80,8 +80,8 @@ static int snapshot_mounts(struct engine *en, const char *key, struct rootfs_mou
         return r;
 }
 
-/* The spec and the snapshot's mount (want_mounts) of container id. */
-static int ctr_fs_get(struct engine *en, const char *id, bool want_mounts, struct ctr_fs *ret, struct rpc_status *st)
+int engine_container_spec(struct engine *en, const char *id, json_t **ret_spec, char **ret_key,
+                          struct rpc_status *st)
 {
         Berth__Supervisor__GetContainerRequest req = BERTH__SUPERVISOR__GET_CONTAINER_REQUEST__INIT;
         req.id = (char *) id;
@@ -90,19 +90,34 @@ static int ctr_fs_get(struct engine *en, const char *id, bool want_mounts, struc
                         &berth__supervisor__get_container_response__descriptor, ENGINE_CALL_TIMEOUT_MS,
                         (ProtobufCMessage **) &rep, st) < 0)
                 return -EIO;
-        struct ctr_fs f = { 0 };
-        _cleanup_free_ char *key = NULL;
+        json_t *spec = NULL;
+        char *key = NULL;
         if (rep->container) {
-                f.spec = json_loadb((const char *) rep->container->spec_json.data, rep->container->spec_json.len, 0,
-                                    NULL);
+                spec = json_loadb((const char *) rep->container->spec_json.data, rep->container->spec_json.len, 0,
+                                  NULL);
                 key = strdup(*rep->container->snapshot_key ? rep->container->snapshot_key : id);
         }
         protobuf_c_message_free_unpacked(&rep->base, NULL);
         if (!key) {
-                json_decref(f.spec);
+                json_decref(spec);
                 rpc_status_set(st, RPC_INTERNAL, "engine: the supervisor's record of %s", id);
                 return -EIO;
         }
+        *ret_spec = spec;
+        if (ret_key)
+                *ret_key = key;
+        else
+                free(key);
+        return 0;
+}
+
+/* The spec and the snapshot's mount (want_mounts) of container id. */
+static int ctr_fs_get(struct engine *en, const char *id, bool want_mounts, struct ctr_fs *ret, struct rpc_status *st)
+{
+        struct ctr_fs f = { 0 };
+        _cleanup_free_ char *key = NULL;
+        if (engine_container_spec(en, id, &f.spec, &key, st) < 0)
+                return -EIO;
         if (want_mounts && snapshot_mounts(en, key, &f.snap, &f.parent, st) < 0) {
                 ctr_fs_done(&f);
                 return -EIO;
@@ -709,30 +724,6 @@ static int pause_task(struct engine *en, const char *id, bool pause, struct rpc_
         return r;
 }
 
-/* The container's image as a docker save archive, opened (and unlinked). */
-static int export_image(struct engine *en, const char *image, int *ret_fd, struct rpc_status *st)
-{
-        char path[PATH_MAX];
-        snprintf(path, sizeof(path), "%s/engine/tmp/commit-%d-%lx.tar", en->data_root, (int) getpid(),
-                 (unsigned long) time_monotonic_ns());
-        char *names[1] = { (char *) image };
-        Berth__Supervisor__ExportImagesRequest req = BERTH__SUPERVISOR__EXPORT_IMAGES_REQUEST__INIT;
-        req.names = names;
-        req.n_names = 1;
-        req.path = path;
-        req.format = "docker";
-        ProtobufCMessage *rep = NULL;
-        if (engine_call(en, "images.ExportImages", &req.base, &berth__supervisor__export_images_response__descriptor,
-                        RPC_NO_TIMEOUT, &rep, st) < 0)
-                return -EIO;
-        protobuf_c_message_free_unpacked(rep, NULL);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        unlink(path);
-        if (fd < 0)
-                return rpc_status_set(st, RPC_INTERNAL, "engine: the image's archive: %s", strerror(errno));
-        *ret_fd = fd;
-        return 0;
-}
 
 /* POST /commit: the container's writable layer on its image, under the
  * name repo[:tag] (image-commit.c). The container is paused meanwhile
@@ -814,7 +805,8 @@ static enum MHD_Result commit(struct http_request *r)
                 return http_reply_error(r, 501, "engine: commit needs the overlay snapshotter");
         }
         int parent = -1;
-        if (export_image(en, image, &parent, &st) < 0) {
+        char *names[1] = { image };
+        if (engine_export_images(en, names, 1, &parent, &st) < 0) {
                 json_decref(config);
                 return engine_reply_rpc_error(r, &st);
         }

@@ -2036,16 +2036,9 @@ static const char *update_merge(json_t *hc, json_t *body, char *err, size_t errl
 /* The supervisor's spec of id with linux.resources replaced. */
 static int update_spec(struct engine *en, const char *id, json_t *res, struct rpc_status *st)
 {
-        Berth__Supervisor__GetContainerRequest greq = BERTH__SUPERVISOR__GET_CONTAINER_REQUEST__INIT;
-        greq.id = (char *) id;
-        Berth__Supervisor__GetContainerResponse *grep = NULL;
-        if (task_call(en, "containers.GetContainer", &greq.base, &berth__supervisor__get_container_response__descriptor,
-                      ENGINE_CALL_TIMEOUT_MS, (ProtobufCMessage **) &grep, st) < 0)
+        json_t *spec = NULL;
+        if (engine_container_spec(en, id, &spec, NULL, st) < 0)
                 return -EIO;
-        json_t *spec = grep->container ? json_loadb((const char *) grep->container->spec_json.data,
-                                                     grep->container->spec_json.len, 0, NULL)
-                                       : NULL;
-        protobuf_c_message_free_unpacked(&grep->base, NULL);
         json_t *linux_ = json_object_get(spec, "linux");
         if (!json_is_object(linux_)) {
                 json_decref(spec);

@@ -1216,15 +1216,6 @@ static enum MHD_Result images_save(struct http_request *r)
         }
         json_decref(a.names);
 
-        uint8_t rnd[8];
-        char path[96];
-        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-                json_decref(sel);
-                return http_reply_error(r, 500, "engine: getrandom: %s", strerror(errno));
-        }
-        snprintf(path, sizeof(path), "/var/tmp/berth-save-%02x%02x%02x%02x%02x%02x%02x%02x.tar", rnd[0], rnd[1],
-                 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-        Berth__Supervisor__ExportImagesRequest req = BERTH__SUPERVISOR__EXPORT_IMAGES_REQUEST__INIT;
         size_t n = json_array_size(sel);
         char **names = calloc(n ? n : 1, sizeof(char *));
         if (!names) {
@@ -1232,23 +1223,39 @@ static enum MHD_Result images_save(struct http_request *r)
                 return MHD_NO;
         }
         json_array_foreach(sel, i, v) names[i] = (char *) json_string_value(v);
+        int fd = -1;
+        int rc = engine_export_images(r->engine, names, n, &fd, &st);
+        free(names);
+        json_decref(sel);
+        if (rc < 0)
+                return engine_reply_rpc_error(r, &st);
+        return http_reply_fd(r, 200, "application/x-tar", fd);
+}
+
+int engine_export_images(struct engine *en, char **names, size_t n, int *ret_fd, struct rpc_status *st)
+{
+        uint8_t rnd[8];
+        char path[96];
+        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+                return rpc_status_set(st, RPC_INTERNAL, "engine: getrandom: %s", strerror(errno));
+        snprintf(path, sizeof(path), "/var/tmp/berth-save-%02x%02x%02x%02x%02x%02x%02x%02x.tar", rnd[0], rnd[1],
+                 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+        Berth__Supervisor__ExportImagesRequest req = BERTH__SUPERVISOR__EXPORT_IMAGES_REQUEST__INIT;
         req.names = names;
         req.n_names = n;
         req.path = path;
         req.format = "docker";
         ProtobufCMessage *rep = NULL;
-        int rc = engine_call(r->engine, "images.ExportImages", &req.base,
-                             &berth__supervisor__export_images_response__descriptor, RPC_NO_TIMEOUT, &rep, &st);
-        free(names);
-        json_decref(sel);
-        if (rc < 0)
-                return engine_reply_rpc_error(r, &st);
+        if (engine_call(en, "images.ExportImages", &req.base, &berth__supervisor__export_images_response__descriptor,
+                        RPC_NO_TIMEOUT, &rep, st) < 0)
+                return -EIO;
         protobuf_c_message_free_unpacked(rep, NULL);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         unlink(path);
         if (fd < 0)
-                return http_reply_error(r, 500, "engine: opening the exported archive: %s", strerror(errno));
-        return http_reply_fd(r, 200, "application/x-tar", fd);
+                return rpc_status_set(st, RPC_INTERNAL, "engine: opening the exported archive: %s", strerror(errno));
+        *ret_fd = fd;
+        return 0;
 }
 
 static enum MHD_Result images_load(struct http_request *r)

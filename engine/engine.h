@@ -63,9 +63,16 @@ int engine_call(struct engine *en, const char *method, const ProtobufCMessage *r
  * FAILED_PRECONDITION 409, INVALID_ARGUMENT 400, UNAVAILABLE 503,
  * DEADLINE_EXCEEDED 504, anything else 500. */
 unsigned engine_http_status(enum rpc_code code);
+/* api-archive.c: the supervisor's OCI spec of container id (NULL when it
+ * does not parse) and, when ret_key, its snapshot's key. */
+int engine_container_spec(struct engine *en, const char *id, json_t **ret_spec, char **ret_key,
+                          struct rpc_status *st);
 /* api-images.c: the supervisor imports the docker save archive or OCI
  * layout tarball open as fd (images.ImportImages). */
 int engine_import_archive(struct engine *en, int fd, struct rpc_status *st);
+/* The images (names) as one docker save archive, opened read-only: *ret_fd
+ * (the file is already unlinked). */
+int engine_export_images(struct engine *en, char **names, size_t n, int *ret_fd, struct rpc_status *st);
 /* Docker's name for the machine (uname's): amd64, arm64, ... */
 const char *engine_go_arch(const char *machine);
 enum MHD_Result engine_reply_rpc_error(struct http_request *r, const struct rpc_status *st);

@@ -108,20 +108,8 @@ static int put(struct layer *L, const char *name, const struct stat *st, unsigne
                 archive_entry_set_rdev(e, st->st_rdev);
         int r = archive_write_header(L->a, e) == ARCHIVE_OK ? 0 : -EIO;
         archive_entry_free(e);
-        if (r == 0 && data_fd >= 0 && !hardlink) {
-                _cleanup_free_ char *buf = malloc(BLOCK);
-                if (!buf)
-                        return -ENOMEM;
-                for (;;) {
-                        ssize_t n = read(data_fd, buf, BLOCK);
-                        if (n < 0)
-                                return -errno;
-                        if (n == 0)
-                                break;
-                        if (archive_write_data(L->a, buf, (size_t) n) != n)
-                                return -EIO;
-                }
-        }
+        if (r == 0 && data_fd >= 0 && !hardlink && (r = image_archive_copy(L->a, data_fd)) < 0)
+                return err_buf(L->err, L->errlen, r, "engine: the layer's \"%s\"", name);
         if (r < 0)
                 err_buf(L->err, L->errlen, r, "engine: writing the layer at \"%s\": %s", name,
                         archive_error_string(L->a) ?: "?");

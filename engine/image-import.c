@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -262,6 +261,22 @@ int image_apply_changes(json_t *cfg, json_t *changes, char *err, size_t errlen)
         return 0;
 }
 
+int image_archive_copy(struct archive *a, int fd)
+{
+        _cleanup_free_ char *buf = malloc(BLOCK);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = read(fd, buf, BLOCK);
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return 0;
+                if (archive_write_data(a, buf, (size_t) n) != n)
+                        return -EIO;
+        }
+}
+
 int image_archive_add(struct archive *a, const char *name, const void *data, size_t len, int src)
 {
         time_t mtime = time(NULL);
@@ -283,20 +298,8 @@ int image_archive_add(struct archive *a, const char *name, const void *data, siz
         archive_entry_free(e);
         if (r == 0 && src < 0 && len && archive_write_data(a, data, len) != (la_ssize_t) len)
                 r = -EIO;
-        if (r == 0 && src >= 0) {
-                _cleanup_free_ char *buf = malloc(BLOCK);
-                if (!buf)
-                        return -ENOMEM;
-                for (;;) {
-                        ssize_t n = read(src, buf, BLOCK);
-                        if (n < 0)
-                                return -errno;
-                        if (n == 0)
-                                break;
-                        if (archive_write_data(a, buf, (size_t) n) != n)
-                                return -EIO;
-                }
-        }
+        if (r == 0 && src >= 0)
+                r = image_archive_copy(a, src);
         return r;
 }
 
@@ -318,8 +321,6 @@ int engine_image_import(const struct image_import *im, int *ret_fd, char ret_id[
 
         char now[40];
         time_now_rfc3339_nano(now, sizeof(now));
-        struct utsname u;
-        uname(&u);
         json_t *cfg = json_object();
         if ((r = image_apply_changes(cfg, im->changes, err, errlen)) < 0) {
                 json_decref(cfg);

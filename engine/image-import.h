@@ -20,6 +20,8 @@ struct image_import {
  * when src >= 0, the whole of that file. 0, or -errno. */
 void image_hex(const unsigned char *md, size_t n, char *out);
 int image_archive_add(struct archive *a, const char *name, const void *data, size_t len, int src);
+/* The rest of the file fd as the current entry's data. */
+int image_archive_copy(struct archive *a, int fd);
 
 /* Applies Dockerfile instructions (strings: CMD, ENTRYPOINT, ENV, EXPOSE,
  * LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR) to an image config's "config"
